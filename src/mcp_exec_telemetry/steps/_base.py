@@ -1,0 +1,170 @@
+"""What every step shares: its instruments, the operation handle that times a block, the no-op path.
+
+An operation handle is a context manager: entering starts the step's span and makes it current;
+leaving measures the elapsed time, records the step's histogram with prepared attributes, and ends
+the span. When the block raises, the operation is marked failed (span status ERROR, ``error.type``
+on the span and the metric) and the exception propagates unchanged. Telemetry's own failures never
+propagate (unless the session is strict).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
+
+from ..views import InstrumentSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._session import Session
+
+_perf_ns = time.perf_counter_ns
+ERROR_TYPE = "error.type"
+
+
+class Step:
+    """A step of the design: owns its instruments and opens one span per operation."""
+
+    name: ClassVar[str] = ""
+    SPECS: ClassVar[tuple[InstrumentSpec, ...]] = ()
+
+    def __init__(self, session: "Session") -> None:
+        self._s = session
+        self._on = session.enabled
+        self._attr_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+        if self._on:
+            self._create_instruments()
+
+    def _create_instruments(self) -> None:
+        """Create each declared instrument as ``self._<measure>``."""
+        meter = self._s.meter
+        ns = self._s.config.namespace
+        for spec in self.SPECS:
+            name = spec.name(ns)
+            if spec.kind == "histogram":
+                inst = meter.create_histogram(name, unit=spec.unit, description=spec.description)
+            elif spec.kind == "counter":
+                inst = meter.create_counter(name, unit=spec.unit, description=spec.description)
+            else:
+                inst = meter.create_up_down_counter(name, unit=spec.unit, description=spec.description)
+            setattr(self, "_" + spec.measure, inst)
+
+    def _attrs(self, *key: Any) -> dict[str, Any]:
+        """Attribute dicts are built once per distinct set and reused on every record."""
+        attrs = self._attr_cache.get(key)
+        if attrs is None:
+            attrs = self._build_attrs(*key)
+            if len(self._attr_cache) < 4096:
+                self._attr_cache[key] = attrs
+        return attrs
+
+    def _build_attrs(self, *key: Any) -> dict[str, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _past_span(self, span_name: str, duration_s: float, attributes: dict[str, Any], error_type: str | None = None) -> None:
+        """A span for an operation reported after the fact (the design's record_* API)."""
+        s = self._s
+        try:
+            end = time.time_ns()
+            span = s.tracer.start_span(span_name, attributes=attributes, start_time=end - int(duration_s * 1e9))
+            if error_type is not None:
+                span.set_attribute(ERROR_TYPE, error_type)
+                span.set_status(Status(StatusCode.ERROR))
+            span.end(end_time=end)
+        except Exception as exc:  # never break the host
+            s.guard.contain(exc, f"{self.name} span")
+
+
+class Operation:
+    """Base of the handles returned by step context managers; ``span`` is the operation's span."""
+
+    __slots__ = ("_step", "span", "_t0", "_token", "_wall0")
+    SPAN_NAME: ClassVar[str] = ""
+
+    def __init__(self, step: Step) -> None:
+        self._step = step
+        self.span: Span = INVALID_SPAN
+        self._token: object | None = None
+        self._t0 = 0
+        self._wall0 = 0
+
+    def _span_attributes(self) -> dict[str, Any] | None:
+        return None
+
+    def __enter__(self) -> "Operation":
+        s = self._step._s
+        try:
+            self.span = s.tracer.start_span(self.SPAN_NAME, attributes=self._span_attributes())
+            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+            self._begin()
+        except Exception as exc:
+            s.guard.contain(exc, self.SPAN_NAME)
+        self._wall0 = s.clock()
+        self._t0 = _perf_ns()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        duration_s = (_perf_ns() - self._t0) / 1e9
+        s = self._step._s
+        span = self.span
+        try:
+            error_type: str | None = None
+            if exc is not None:
+                error_type = exc_type.__qualname__ if exc_type is not None else type(exc).__qualname__
+                span.set_attribute(ERROR_TYPE, error_type)
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, error_type))
+            self._finish(duration_s, error_type)
+        except Exception as internal:
+            s.guard.contain(internal, self.SPAN_NAME)
+        finally:
+            try:
+                span.end()
+                if self._token is not None:
+                    otel_context.detach(self._token)
+                    self._token = None
+            except Exception as internal:  # a detach from another context must not break the host
+                s.guard.contain(internal, self.SPAN_NAME + " end")
+        return False
+
+    async def __aenter__(self) -> "Operation":
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        return self.__exit__(exc_type, exc, tb)
+
+    def _begin(self) -> None:
+        """Hook run once the span is current."""
+
+    def _finish(self, duration_s: float, error_type: str | None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class NoopOperation:
+    """The shared handle of a disabled session: every method does nothing, at close to no cost."""
+
+    __slots__ = ()
+    span: Span = INVALID_SPAN
+
+    def __enter__(self) -> "NoopOperation":
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        return False
+
+    async def __aenter__(self) -> "NoopOperation":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> bool:
+        return False
+
+    def set_results(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    set_result = set_timed_out = set_output = set_success = set_results
+
+
+NOOP = NoopOperation()

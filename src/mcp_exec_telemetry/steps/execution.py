@@ -1,0 +1,170 @@
+"""Code execution: how fast and how reliably the agent's code runs in the sandbox.
+
+One span and one duration-histogram record per execution, split by ``language`` and ``outcome``
+(``success``, ``failure`` for a non-zero exit code, ``timeout``, ``error`` when the block raised).
+Execution counts, success rate and timeouts are all derived from that histogram; memory and result
+size, when reported, go to histograms of their own whose max and mean give the peak and average.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.trace import Status, StatusCode
+
+from ..records import ExecutionRecord, utc
+from ..views import EXECUTION_BUCKETS_S, MEMORY_BUCKETS_MIB, SIZE_BUCKETS_BY, InstrumentSpec
+from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step
+
+SUCCESS, FAILURE, TIMEOUT, ERROR = "success", "failure", "timeout", "error"
+
+
+class RunOperation(Operation):
+    """Handle of one code execution: report its exit code with :meth:`set_result`."""
+
+    __slots__ = ("language", "exit_code", "memory_mb", "result_size_bytes", "timed_out")
+    SPAN_NAME = "execution.run"
+
+    def __init__(self, step: "ExecutionStep", language: str) -> None:
+        super().__init__(step)
+        self.language = language
+        self.exit_code: int | None = None
+        self.memory_mb: float | None = None
+        self.result_size_bytes: int | None = None
+        self.timed_out = False
+
+    def _span_attributes(self) -> dict[str, Any]:
+        return {"mcp_exec.execution.language": self.language}
+
+    def _begin(self) -> None:
+        self._step._s.begin("execution")
+
+    def set_result(self, exit_code: int, memory_mb: float | None = None, result_size_bytes: int | None = None) -> None:
+        """Report the child's exit code (0 is success) and, when known, its peak memory and result size."""
+        g = self._step._s.guard
+        try:
+            self.exit_code = g.exit_code(exit_code, "exit_code")
+            if memory_mb is not None:
+                self.memory_mb = g.number(memory_mb, "memory_mb")
+            if result_size_bytes is not None:
+                self.result_size_bytes = g.count(result_size_bytes, "result_size_bytes")
+        except Exception as exc:
+            g.contain(exc, "execution.set_result")
+
+    def set_timed_out(self) -> None:
+        """Mark the execution as killed by its timeout: a failed execution counted in ``timeouts``."""
+        self.timed_out = True
+
+    def _finish(self, duration_s: float, error_type: str | None) -> None:
+        span = self.span
+        if self.exit_code is not None:
+            span.set_attribute("process.exit.code", self.exit_code)
+        if self.timed_out:
+            span.set_attribute("mcp_exec.execution.timed_out", True)
+        if self.memory_mb is not None:
+            span.set_attribute("mcp_exec.execution.memory_mb", self.memory_mb)
+        if self.result_size_bytes is not None:
+            span.set_attribute("mcp_exec.execution.result_size_bytes", self.result_size_bytes)
+        step: ExecutionStep = self._step  # type: ignore[assignment]
+        outcome = step.outcome(self.exit_code, self.timed_out, error_type)
+        if outcome in (FAILURE, TIMEOUT) and error_type is None:
+            span.set_status(Status(StatusCode.ERROR, outcome))
+        step._record(self.language, duration_s, outcome, error_type, self.exit_code, self.memory_mb, self.result_size_bytes, self._wall0)
+
+
+class ExecutionStep(Step):
+    """Code executions: ``with tel.execution.run("python3") as ex: ex.set_result(0)``."""
+
+    name = "execution"
+    SPECS = (
+        InstrumentSpec("execution", "duration", "histogram", "s", "Duration of code executions; its count per outcome is the execution count", ("language", "outcome", ERROR_TYPE), EXECUTION_BUCKETS_S),
+        InstrumentSpec("execution", "memory", "histogram", "MiBy", "Peak resident memory of executed code", ("language",), MEMORY_BUCKETS_MIB),
+        InstrumentSpec("execution", "result_size", "histogram", "By", "Size of execution results returned to the agent", ("language",), SIZE_BUCKETS_BY),
+    )
+
+    def run(self, language: str) -> RunOperation | NoopOperation:
+        """Time one execution of code in ``language`` (``python3``, ``javascript`` ...)."""
+        if not self._on:
+            return NOOP
+        g = self._s.guard
+        try:
+            return RunOperation(self, g.label(language, "language"))
+        except Exception as exc:
+            g.contain(exc, "execution.run")
+            return NOOP
+
+    @staticmethod
+    def outcome(exit_code: int | None, timed_out: bool, error_type: str | None) -> str:
+        if error_type is not None:
+            return ERROR
+        if timed_out:
+            return TIMEOUT
+        if exit_code not in (None, 0):
+            return FAILURE
+        return SUCCESS
+
+    def _build_attrs(self, *key: Any) -> dict[str, Any]:
+        if key[0] == "d":
+            _, language, outcome, error_type = key
+            attrs = {"language": language, "outcome": outcome}
+            if error_type is not None:
+                attrs[ERROR_TYPE] = error_type
+            return attrs
+        return {"language": key[1]}
+
+    def _record(self, language: str, duration_s: float, outcome: str, error_type: str | None, exit_code: int | None, memory_mb: float | None, result_size: int | None, wall_ns: int) -> None:
+        self._duration.record(duration_s, self._attrs("d", language, outcome, error_type))  # type: ignore[attr-defined]
+        if memory_mb is not None:
+            self._memory.record(memory_mb, self._attrs("l", language))  # type: ignore[attr-defined]
+        if result_size is not None:
+            self._result_size.record(result_size, self._attrs("l", language))  # type: ignore[attr-defined]
+        self._s.recent_executions.append(
+            ExecutionRecord(language, duration_s * 1000.0, outcome == SUCCESS, exit_code, memory_mb, result_size, utc(wall_ns), outcome == TIMEOUT)
+        )
+
+    def record(self, language: str, duration_ms: float, outcome: str, exit_code: int | None = None) -> None:
+        """Record an execution that already happened (the design's ``record_execution_*`` calls)."""
+        if not self._on:
+            return
+        g = self._s.guard
+        try:
+            language = g.label(language, "language")
+            duration_s = g.duration_ms(duration_ms, "duration_ms") / 1000.0
+            if exit_code is not None:
+                exit_code = g.exit_code(exit_code, "exit_code")
+            self._s.begin("execution")
+            self._record(language, duration_s, outcome, None, exit_code, None, None, self._s.clock())
+            attrs: dict[str, Any] = {"mcp_exec.execution.language": language}
+            if exit_code is not None:
+                attrs["process.exit.code"] = exit_code
+            self._past_span("execution.run", duration_s, attrs, None if outcome == SUCCESS else outcome)
+        except Exception as exc:
+            g.contain(exc, "execution.record")
+
+    def record_memory(self, language: str, memory_mb: Any) -> None:
+        """Record the peak memory of an execution reported separately from its completion."""
+        if not self._on:
+            return
+        g = self._s.guard
+        try:
+            value = g.number(memory_mb, "memory_mb")
+            self._memory.record(value, self._attrs("l", language))  # type: ignore[attr-defined]
+            last = self._s.recent_executions[-1] if self._s.recent_executions else None
+            if last is not None and last.memory_used_mb is None:
+                last.memory_used_mb = value
+        except Exception as exc:
+            g.contain(exc, "execution.record_memory")
+
+    def record_result_size(self, language: str, size_bytes: Any) -> None:
+        """Record the size of an execution's result reported separately from its completion."""
+        if not self._on:
+            return
+        g = self._s.guard
+        try:
+            value = g.count(size_bytes, "size_bytes")
+            self._result_size.record(value, self._attrs("l", language))  # type: ignore[attr-defined]
+            last = self._s.recent_executions[-1] if self._s.recent_executions else None
+            if last is not None and last.result_size_bytes is None:
+                last.result_size_bytes = value
+        except Exception as exc:
+            g.contain(exc, "execution.record_result_size")

@@ -1,0 +1,78 @@
+"""PII protection: how much PII the tokenizer caught before the model could see it.
+
+Plain calls, not timed operations: detections per pattern type, tokens created, and audit events.
+Only pattern types, counts and event kinds are recorded; a detected value never reaches telemetry.
+Audit events become span events through :func:`~mcp_exec_telemetry.audit.emit_audit_event` and are
+kept in the session's bounded ``audit_events`` buffer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..audit import emit_audit_event
+from ..records import AuditEvent, utc
+from ..views import InstrumentSpec
+from ._base import Step
+
+
+class SecurityStep(Step):
+    """PII detections, tokens and audit events: ``tel.security.pii_detected("email", 2)``."""
+
+    name = "security"
+    SPECS = (
+        InstrumentSpec("pii", "detections", "counter", "{detection}", "PII values detected, by pattern type", ("pattern",)),
+        InstrumentSpec("security", "tokens_created", "counter", "{token}", "Tokens that replaced PII values"),
+        InstrumentSpec("security", "audit_events", "counter", "{event}", "Security audit events", ("event_type", "severity")),
+    )
+
+    def pii_detected(self, pattern_type: str, count: int = 1) -> None:
+        """Count ``count`` PII values of ``pattern_type`` (``email``, ``ssn``, ``credit_card`` ...)."""
+        if not self._on:
+            return
+        g = self._s.guard
+        try:
+            pattern = g.label(pattern_type, "pattern_type")
+            n = g.count(count, "count")
+            self._s.begin("security")
+            if n:
+                self._detections.add(n, self._attrs("p", pattern))  # type: ignore[attr-defined]
+        except Exception as exc:
+            g.contain(exc, "security.pii_detected")
+
+    def tokens_created(self, n: int) -> None:
+        """Count ``n`` tokens created to stand in for PII values."""
+        if not self._on:
+            return
+        g = self._s.guard
+        try:
+            n = g.count(n, "n")
+            self._s.begin("security")
+            if n:
+                self._tokens_created.add(n)  # type: ignore[attr-defined]
+        except Exception as exc:
+            g.contain(exc, "security.tokens_created")
+
+    def audit(self, event_type: str, pattern_type: str = "", severity: str = "info") -> None:
+        """Record an audit event as a span event, a counter increment and a buffered record."""
+        if not self._on:
+            return
+        s = self._s
+        g = s.guard
+        try:
+            event_type = g.label(event_type, "event_type")
+            pattern = g.label(pattern_type, "pattern_type") if pattern_type != "" else ""
+            severity = g.label(severity, "severity")
+            s.begin("security")
+            now = s.clock()
+            event = AuditEvent(event_type, pattern, utc(now), severity)
+            self._audit_events.add(1, self._attrs("a", event_type, severity))  # type: ignore[attr-defined]
+            s.audit_events.append(event)
+            emit_audit_event(s.tracer, event)
+        except Exception as exc:
+            g.contain(exc, "security.audit")
+
+    def _build_attrs(self, *key: Any) -> dict[str, Any]:
+        if key[0] == "p":
+            return {"pattern": key[1]}
+        return {"event_type": key[1], "severity": key[2]}

@@ -1,0 +1,381 @@
+"""The session: providers, readers and the six steps, wired together by :func:`observe`.
+
+``observe()`` builds a private ``MeterProvider`` and ``TracerProvider`` (the host's global ones stay
+as they are unless ``set_global=True``), one in-memory reader that every export reads from, and the
+step facades. It opens a ``session`` span that parents every step's span, and on exit flushes and
+shuts everything down within the configured export timeout, also when the block raised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics as otel_metrics
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import INVALID_SPAN, Span
+
+from . import summary as _summary
+from ._session import Session
+from ._version import __version__
+from .config import TelemetryConfig
+from .derived import with_derived
+from .records import DiscoveryMetrics, ExecutionMetrics, FilteringMetrics, SdkMetrics, SecurityMetrics, SkillMetrics
+from .readers import PushReader, prometheus_bridge
+from .steps import ALL_STEPS, DiscoveryStep, ExecutionStep, FilteringStep, SdkStep, SecurityStep, SkillsStep
+from .views import InstrumentSpec, build_views
+
+__all__ = ["Telemetry", "observe"]
+
+_logger = logging.getLogger("mcp_exec_telemetry")
+SCOPE = "mcp_exec_telemetry"
+DEFAULT_SERVICE_NAME = "mcp-exec-agent"
+SESSION_SPAN_NAME = "session"
+
+DROPPED_SPEC = InstrumentSpec("sdk", "dropped_inputs", "counter", "{input}", "Inputs the telemetry SDK dropped as invalid", ("field", "reason"))
+
+
+def _resource(cfg: TelemetryConfig) -> Resource:
+    attrs: dict[str, Any] = {"telemetry.distro.name": "mcp-exec-telemetry", "telemetry.distro.version": __version__}
+    attrs.update(cfg.resource_attributes)
+    if cfg.service_name:
+        attrs["service.name"] = cfg.service_name
+    resource = Resource.create(attrs)
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
+    return resource
+
+
+class Telemetry:
+    """One observed agent session: the step facades, the summary and the exports.
+
+    Use it through :func:`observe`, or construct it and call :meth:`shutdown` yourself. The steps
+    are attributes: ``discovery``, ``execution``, ``sdk``, ``filtering``, ``skills``, ``security``.
+    """
+
+    discovery: DiscoveryStep
+    execution: ExecutionStep
+    sdk: SdkStep
+    filtering: FilteringStep
+    skills: SkillsStep
+    security: SecurityStep
+
+    def __init__(self, config: TelemetryConfig | None = None, **options: Any) -> None:
+        if config is None:
+            config = TelemetryConfig.from_kwargs(**options)
+        elif options:
+            raise TypeError("pass either a TelemetryConfig or keyword options, not both")
+        self.config = config
+        self.enabled = not config.disabled
+        self._lock = threading.Lock()
+        self._closed = False
+        self._closing = False
+        self._session_span: Span = INVALID_SPAN
+        self._session_token: object | None = None
+        self._push_readers: list[PushReader] = []
+        self._prom_registry: Any = None
+        self._prom_server: Any = None
+        self._reader: InMemoryMetricReader | None = None
+        self.meter_provider: MeterProvider | None = None
+        self.tracer_provider: TracerProvider | None = None
+        self.start_time_ns = config.clock()
+        self.end_time_ns: int | None = None
+        self.resource = _resource(config)
+
+        meter = tracer = None
+        if self.enabled:
+            specs = [spec for step in ALL_STEPS for spec in step.SPECS] + [DROPPED_SPEC]
+            self._reader = InMemoryMetricReader()
+            mp_kwargs: dict[str, Any] = {}
+            if not config.exemplars:
+                from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+
+                mp_kwargs["exemplar_filter"] = AlwaysOffExemplarFilter()
+            self.meter_provider = MeterProvider(
+                metric_readers=[self._reader],
+                resource=self.resource,
+                views=build_views(config.namespace, specs, config.cardinality_limit),
+                **mp_kwargs,
+            )
+            self.tracer_provider = TracerProvider(resource=self.resource)
+            for processor in config.span_processors:
+                self.tracer_provider.add_span_processor(processor)
+            meter = self.meter_provider.get_meter(SCOPE, __version__)
+            tracer = self.tracer_provider.get_tracer(SCOPE, __version__)
+
+        self._session = Session(config, meter, tracer, self.enabled)
+        if self.enabled:
+            dropped = meter.create_counter(DROPPED_SPEC.name(config.namespace), unit=DROPPED_SPEC.unit, description=DROPPED_SPEC.description)  # type: ignore[union-attr]
+            self._session.guard.bind(lambda field, reason: dropped.add(1, {"field": field, "reason": reason}))
+        self.discovery = DiscoveryStep(self._session)
+        self.execution = ExecutionStep(self._session)
+        self.sdk = SdkStep(self._session)
+        self.filtering = FilteringStep(self._session)
+        self.skills = SkillsStep(self._session)
+        self.security = SecurityStep(self._session)
+
+        if self.enabled:
+            try:
+                self._setup_exports()
+            except Exception:
+                self._teardown_exports(timeout_ms=config.export_timeout_ms)
+                raise
+            if config.set_global:
+                self._install_global()
+
+    # --- wiring ---------------------------------------------------------------------------
+
+    def _setup_exports(self) -> None:
+        cfg = self.config
+        if cfg.otlp_endpoint:
+            metric_exporter, span_exporter = _otlp_exporters(cfg)
+            self._push_readers.append(PushReader(metric_exporter, self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            self.tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter, export_timeout_millis=cfg.export_timeout_ms))  # type: ignore[union-attr]
+        for exporter in cfg.metric_exporters:
+            self._push_readers.append(PushReader(exporter, self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
+        port = cfg.prometheus_port
+        if port is not None:
+            from prometheus_client import start_http_server
+
+            self._prometheus_registry()
+            self._prom_server, _thread = start_http_server(port, addr=cfg.prometheus_host, registry=self._prom_registry)
+
+    def _prometheus_registry(self) -> Any:
+        if self._prom_registry is None:
+            try:
+                from prometheus_client import CollectorRegistry
+            except ImportError as exc:  # pragma: no cover - depends on the install
+                raise RuntimeError("Prometheus export needs the 'prometheus' extra: pip install 'mcp-exec-telemetry[prometheus]'") from exc
+            self._prom_registry = CollectorRegistry(auto_describe=True)
+            self._prom_bridge = prometheus_bridge(self.metrics_data, self._prom_registry)
+        return self._prom_registry
+
+    def _install_global(self) -> None:
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            trace.set_tracer_provider(self.tracer_provider)  # type: ignore[arg-type]
+        else:
+            _logger.warning("set_global=True: a global tracer provider is already set; leaving it in place")
+        if isinstance(otel_metrics.get_meter_provider(), otel_metrics._internal._ProxyMeterProvider):  # type: ignore[attr-defined]
+            otel_metrics.set_meter_provider(self.meter_provider)  # type: ignore[arg-type]
+        else:
+            _logger.warning("set_global=True: a global meter provider is already set; leaving it in place")
+
+    @property
+    def prometheus_port(self) -> int | None:
+        """The port ``/metrics`` is served on, when Prometheus serving is on."""
+        return self._prom_server.server_address[1] if self._prom_server is not None else None
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        """This session's tracer, for spans of the host's own (they nest under the session span)."""
+        return self._session.tracer if self._session.tracer is not None else trace.NoOpTracer()
+
+    @property
+    def meter(self) -> otel_metrics.Meter:
+        return self._session.meter if self._session.meter is not None else otel_metrics.NoOpMeter(SCOPE)
+
+    @property
+    def session_span(self) -> Span:
+        return self._session_span
+
+    # --- session span -----------------------------------------------------------------------
+
+    def __enter__(self) -> "Telemetry":
+        if self.enabled and self._session_span is INVALID_SPAN:
+            try:
+                self._session_span = self._session.tracer.start_span(SESSION_SPAN_NAME, attributes={"mcp_exec.namespace": self.config.namespace})
+                self._session_token = otel_context.attach(trace.set_span_in_context(self._session_span))
+            except Exception as exc:
+                self._session.guard.contain(exc, "session span")
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None and self._session_span.is_recording():
+            self._session_span.set_attribute("error.type", exc_type.__qualname__ if exc_type else type(exc).__qualname__)
+            self._session_span.set_status(trace.Status(trace.StatusCode.ERROR))
+        self.shutdown()
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _collect(self) -> MetricsData | None:
+        """The in-memory reader's cumulative data; after shutdown, the final snapshot."""
+        if self._closed or self._reader is None:
+            return self._final_data
+        return self._reader.get_metrics_data()
+
+    def metrics_data(self) -> MetricsData | None:
+        """A cumulative snapshot of every metric, with the derived series appended."""
+        return with_derived(self._collect(), self.config.namespace, self.config.bytes_per_token)
+
+    def _points(self) -> _summary.Points:
+        return _summary.Points(self._collect(), self.config.namespace)
+
+    def get_discovery_metrics(self) -> DiscoveryMetrics:
+        return _summary.discovery(self._points(), self._session)
+
+    def get_execution_metrics(self) -> ExecutionMetrics:
+        return _summary.execution(self._points(), self._session)
+
+    def get_sdk_metrics(self) -> SdkMetrics:
+        return _summary.sdk(self._points(), self._session)
+
+    def get_filtering_metrics(self) -> FilteringMetrics:
+        return _summary.filtering(self._points(), self._session, self.config.bytes_per_token)
+
+    def get_skill_metrics(self) -> SkillMetrics:
+        return _summary.skills(self._points(), self._session)
+
+    def get_security_metrics(self) -> SecurityMetrics:
+        return _summary.security(self._points(), self._session)
+
+    def summary(self) -> dict[str, Any]:
+        """The design's JSON summary of this session so far, as a JSON-ready dict."""
+        end = self.end_time_ns if self.end_time_ns is not None else self.config.clock()
+        return _summary.summary_json(
+            self._points(),
+            self._session,
+            bytes_per_token=self.config.bytes_per_token,
+            start_ns=self.start_time_ns,
+            end_ns=end,
+            service_name=str(self.resource.attributes.get("service.name", "")),
+        )
+
+    export_json = summary
+
+    def export_json_text(self, indent: int | None = 2) -> str:
+        return json.dumps(self.summary(), indent=indent, sort_keys=False)
+
+    def export_prometheus(self) -> str:
+        """The Prometheus text exposition of this session, rendered by the official exporter."""
+        from prometheus_client import generate_latest
+
+        if not self.enabled:
+            return ""
+        return generate_latest(self._prometheus_registry()).decode("utf-8")
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    _final_data: MetricsData | None = None
+
+    def force_flush(self, timeout_ms: float | None = None) -> bool:
+        """Push metrics and spans now; returns False when something did not finish in time."""
+        if not self.enabled or self._closed:
+            return True
+        timeout = self.config.export_timeout_ms if timeout_ms is None else timeout_ms
+        ok = True
+        try:
+            for reader in self._push_readers:
+                ok = reader.force_flush(timeout_millis=timeout) and ok
+            ok = self.tracer_provider.force_flush(int(timeout)) and ok  # type: ignore[union-attr]
+        except Exception as exc:
+            _logger.warning("mcp-exec-telemetry flush failed: %r", exc)
+            return False
+        return ok
+
+    def shutdown(self) -> None:
+        """End the session: close its span, flush and stop every exporter. Never raises, never hangs."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+        self.end_time_ns = self.config.clock()
+        if not self.enabled:
+            self._closed = True
+            return
+        try:
+            if self._session_span is not INVALID_SPAN:
+                self._session_span.end()
+            if self._session_token is not None:
+                try:
+                    otel_context.detach(self._session_token)
+                except Exception:
+                    pass
+                self._session_token = None
+        except Exception as exc:
+            self._session.guard.contain(exc, "session end")
+        try:
+            self._final_data = self._reader.get_metrics_data() if self._reader is not None else None
+        except Exception:
+            self._final_data = None
+        self._teardown_exports(timeout_ms=self.config.export_timeout_ms)
+        self._closed = True
+
+    def _teardown_exports(self, timeout_ms: float) -> None:
+        deadline = time.monotonic() + timeout_ms / 1000.0
+
+        def left() -> float:
+            return max(1.0, (deadline - time.monotonic()) * 1000.0)
+
+        for reader in self._push_readers:
+            try:
+                reader.shutdown(timeout_millis=left())
+            except Exception as exc:
+                _logger.warning("mcp-exec-telemetry metric export shutdown failed: %r", exc)
+        try:
+            if self.tracer_provider is not None:
+                self.tracer_provider.shutdown()
+        except Exception as exc:
+            _logger.warning("mcp-exec-telemetry span export shutdown failed: %r", exc)
+        if self._prom_server is not None:
+            try:
+                self._prom_server.shutdown()
+                self._prom_server.server_close()
+            except Exception:
+                pass
+            self._prom_server = None
+        try:
+            if self.meter_provider is not None:
+                self.meter_provider.shutdown(timeout_millis=left())
+        except Exception as exc:
+            _logger.warning("mcp-exec-telemetry meter provider shutdown failed: %r", exc)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+def _otlp_exporters(cfg: TelemetryConfig) -> tuple[Any, Any]:
+    """The OTLP metric and span exporters for the configured endpoint and protocol."""
+    endpoint = str(cfg.otlp_endpoint)
+    headers = dict(cfg.otlp_headers) if cfg.otlp_headers else None
+    timeout_s = cfg.export_timeout_ms / 1000.0
+    try:
+        if cfg.otlp_protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            insecure = endpoint.startswith("http://")
+            return (
+                OTLPMetricExporter(endpoint=endpoint, insecure=insecure, headers=headers, timeout=timeout_s),
+                OTLPSpanExporter(endpoint=endpoint, insecure=insecure, headers=headers, timeout=timeout_s),
+            )
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+
+        base = endpoint.rstrip("/")
+        return (
+            HttpMetricExporter(endpoint=f"{base}/v1/metrics", headers=headers, timeout=timeout_s),
+            HttpSpanExporter(endpoint=f"{base}/v1/traces", headers=headers, timeout=timeout_s),
+        )
+    except ImportError as exc:
+        raise RuntimeError("OTLP export needs the 'otlp' extra: pip install 'mcp-exec-telemetry[otlp]'") from exc
+
+
+def observe(**options: Any) -> Telemetry:
+    """Observe one agent session: ``with observe(service_name="my-agent") as tel: ...``.
+
+    Returns a :class:`Telemetry` that is its own context manager: entering opens the session span,
+    leaving flushes and shuts down. Options are those of :class:`TelemetryConfig`.
+    """
+    return Telemetry(**options)
+
