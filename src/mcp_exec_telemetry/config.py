@@ -69,6 +69,9 @@ class TelemetryConfig:
     """Record nothing at close to no cost; ``OTEL_SDK_DISABLED`` when unset."""
     clock: Callable[[], int] = time.time_ns
     """Wall clock in nanoseconds for session start and end and record timestamps (tests fake it)."""
+    history: bool | str | os.PathLike[str] = True
+    """Write the session's summary to the metrics history when it ends: ``True`` uses
+    ``MCP_EXEC_METRICS_DIR`` or ``.mcp_exec/metrics``, a path uses that folder, ``False`` writes nothing."""
     span_processors: tuple[Any, ...] = ()
     """Extra span processors added to this session's tracer provider."""
     metric_exporters: tuple[Any, ...] = ()

@@ -84,6 +84,8 @@ class Telemetry:
         self._prom_registry: Any = None
         self._prom_server: Any = None
         self._reader: InMemoryMetricReader | None = None
+        self.logger_provider: Any = None
+        self.saved_path: Any = None
         self.meter_provider: MeterProvider | None = None
         self.tracer_provider: TracerProvider | None = None
         self.start_time_ns = config.clock()
@@ -141,6 +143,7 @@ class Telemetry:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
             self.tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter, export_timeout_millis=cfg.export_timeout_ms))  # type: ignore[union-attr]
+            self.logger_provider = _otlp_logger_provider(cfg, self.resource)
         for exporter in cfg.metric_exporters:
             self._push_readers.append(PushReader(exporter, self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
         port = cfg.prometheus_port
@@ -263,6 +266,28 @@ class Telemetry:
             return ""
         return generate_latest(self._prometheus_registry()).decode("utf-8")
 
+    def log_handler(self, level: int = logging.NOTSET) -> logging.Handler | None:
+        """A ``logging`` handler that sends records to OTLP logs with trace and span ids, when OTLP is on."""
+        if self.logger_provider is None:
+            return None
+        from opentelemetry.sdk._logs import LoggingHandler
+
+        return LoggingHandler(level=level, logger_provider=self.logger_provider)
+
+    def save(self, root: Any = None) -> Any:
+        """Write this session's summary to the metrics history now; returns the file's path.
+
+        ``root`` defaults to the ``history`` option, then ``MCP_EXEC_METRICS_DIR``, then ``.mcp_exec/metrics``.
+        """
+        from .history import write_session
+
+        if root is None and not isinstance(self.config.history, bool):
+            root = self.config.history
+        summary = self.summary()
+        path = write_session(summary, root)
+        self.saved_path = path
+        return path
+
     # --- lifecycle --------------------------------------------------------------------------
 
     _final_data: MetricsData | None = None
@@ -307,8 +332,13 @@ class Telemetry:
             self._final_data = self._reader.get_metrics_data() if self._reader is not None else None
         except Exception:
             self._final_data = None
-        self._teardown_exports(timeout_ms=self.config.export_timeout_ms)
         self._closed = True
+        if self.config.history is not False and self.saved_path is None:
+            try:
+                self.save()
+            except Exception as exc:
+                _logger.warning("mcp-exec-telemetry could not write the session history: %r", exc)
+        self._teardown_exports(timeout_ms=self.config.export_timeout_ms)
 
     def _teardown_exports(self, timeout_ms: float) -> None:
         deadline = time.monotonic() + timeout_ms / 1000.0
@@ -333,6 +363,11 @@ class Telemetry:
             except Exception:
                 pass
             self._prom_server = None
+        try:
+            if self.logger_provider is not None:
+                self.logger_provider.shutdown()
+        except Exception as exc:
+            _logger.warning("mcp-exec-telemetry log export shutdown failed: %r", exc)
         try:
             if self.meter_provider is not None:
                 self.meter_provider.shutdown(timeout_millis=left())
@@ -369,6 +404,27 @@ def _otlp_exporters(cfg: TelemetryConfig) -> tuple[Any, Any]:
         )
     except ImportError as exc:
         raise RuntimeError("OTLP export needs the 'otlp' extra: pip install 'mcp-exec-telemetry[otlp]'") from exc
+
+
+def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource) -> Any:
+    """A logger provider exporting log records over OTLP, beside metrics and spans."""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    endpoint = str(cfg.otlp_endpoint)
+    headers = dict(cfg.otlp_headers) if cfg.otlp_headers else None
+    timeout_s = cfg.export_timeout_ms / 1000.0
+    if cfg.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        exporter = OTLPLogExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"), headers=headers, timeout=timeout_s)
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+
+        exporter = HttpLogExporter(endpoint=endpoint.rstrip("/") + "/v1/logs", headers=headers, timeout=timeout_s)
+    provider = LoggerProvider(resource=resource)
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter, export_timeout_millis=cfg.export_timeout_ms))
+    return provider
 
 
 def observe(**options: Any) -> Telemetry:

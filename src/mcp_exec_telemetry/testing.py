@@ -67,6 +67,7 @@ def capture(**config: Any) -> Iterator[Capture]:
     """A strict, in-memory telemetry session for tests; ``config`` as for :func:`observe`."""
     exporter = InMemorySpanExporter()
     config.setdefault("strict", True)
+    config.setdefault("history", False)
     config["span_processors"] = (*config.get("span_processors", ()), SimpleSpanProcessor(exporter))
     with Telemetry(**config) as tel:
         yield Capture(tel, exporter)
