@@ -1,0 +1,156 @@
+"""observe(): private providers, the session span, disabled mode, shutdown, threads and asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from opentelemetry import metrics, trace
+
+from mcp_exec_telemetry import Telemetry, observe
+from mcp_exec_telemetry.testing import capture
+
+
+def test_observe_leaves_the_host_global_providers_alone():
+    before_t, before_m = trace.get_tracer_provider(), metrics.get_meter_provider()
+    with observe(history=False) as tel:
+        assert trace.get_tracer_provider() is before_t
+        assert metrics.get_meter_provider() is before_m
+        assert tel.tracer_provider is not before_t
+
+
+def test_service_name_and_resource_attributes_from_arguments_and_environment(monkeypatch):
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=staging,team=agents")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    with observe(history=False) as tel:
+        attrs = dict(tel.resource.attributes)
+    assert attrs["service.name"] == "from-env"
+    assert attrs["deployment.environment"] == "staging" and attrs["team"] == "agents"
+    with observe(history=False, service_name="from-arg", resource_attributes={"team": "core"}) as tel:
+        assert tel.resource.attributes["service.name"] == "from-arg"
+        assert tel.resource.attributes["team"] == "core"
+
+
+def test_unknown_option_is_a_clear_type_error():
+    with pytest.raises(TypeError, match="unknown telemetry option"):
+        observe(servce_name="typo")
+
+
+def test_disabled_sdk_records_nothing_at_close_to_no_cost(monkeypatch):
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    with observe() as tel:
+        assert tel.enabled is False
+        with tel.discovery.search("x") as q:
+            q.set_results(3)
+        with tel.execution.run("python3") as ex:
+            ex.set_result(0)
+        tel.security.pii_detected("email")
+        assert tel.summary()["discovery"]["total_queries"] == 0
+        assert tel.metrics_data() is None
+        n = 20000
+        t0 = time.perf_counter()
+        for _ in range(n):
+            with tel.execution.run("python3") as ex:
+                ex.set_result(0)
+        per_op_us = (time.perf_counter() - t0) / n * 1e6
+    assert per_op_us < 5  # the benchmark measures the real figure; this guards gross regressions
+
+
+def test_spans_nest_under_the_session_span_and_end_at_exit():
+    with capture() as cap:
+        with cap.telemetry.filtering.operation("filter", 10) as f:
+            f.set_output(1)
+        session = cap.telemetry.session_span
+    names = [s.name for s in cap.spans()]
+    assert names == ["filtering.operation", "session"]
+    filt, sess = cap.spans()
+    assert filt.parent.span_id == sess.context.span_id
+    assert filt.context.trace_id == sess.context.trace_id
+    assert session.get_span_context().span_id == sess.context.span_id
+
+
+def test_exit_flushes_and_shuts_down_even_when_the_block_raises():
+    with pytest.raises(RuntimeError):
+        with capture() as cap:
+            with cap.telemetry.execution.run("python3") as ex:
+                ex.set_result(0)
+            raise RuntimeError("agent crashed")
+    tel = cap.telemetry
+    assert tel.closed
+    assert tel.summary()["execution"]["total_executions"] == 1
+    (session,) = cap.spans("session")
+    assert session.attributes["error.type"] == "RuntimeError"
+    tel.shutdown()  # idempotent
+
+
+def test_records_after_shutdown_do_not_raise():
+    tel = Telemetry(history=False)
+    tel.shutdown()
+    with tel.execution.run("python3") as ex:
+        ex.set_result(0)
+    tel.security.pii_detected("email")
+
+
+def test_threads_record_exact_totals():
+    with capture() as cap:
+        tel = cap.telemetry
+
+        def work() -> None:
+            for _ in range(2000):
+                with tel.execution.run("python3") as ex:
+                    ex.set_result(0)
+                tel.security.pii_detected("email")
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        s = cap.summary()
+    assert s["execution"]["total_executions"] == 8000
+    assert s["security"]["patterns"] == {"email": 8000}
+
+
+def test_asyncio_tasks_get_their_own_parent_spans():
+    async def agent(tel: Telemetry, i: int) -> None:
+        with tel.tracer.start_as_current_span(f"task-{i}"):
+            async with tel.discovery.search(f"k{i}") as q:
+                await asyncio.sleep(0.001)
+                q.set_results(1)
+
+    async def main(tel: Telemetry) -> None:
+        await asyncio.gather(*(agent(tel, i) for i in range(50)))
+
+    with capture() as cap:
+        asyncio.run(main(cap.telemetry))
+        assert cap.summary()["discovery"]["total_queries"] == 50
+    spans = cap.spans()
+    by_id = {s.context.span_id: s for s in spans}
+    searches = [s for s in spans if s.name == "discovery.search"]
+    assert len(searches) == 50
+    for s in searches:
+        parent = by_id[s.parent.span_id]
+        assert parent.name == f"task-{s.attributes['mcp_exec.discovery.keyword'][1:]}"
+
+
+def test_set_global_installs_providers_only_when_none_is_set():
+    import subprocess
+    import sys
+
+    # A fresh interpreter: OpenTelemetry's global providers can be set only once per process.
+    code = """
+from opentelemetry import metrics, trace
+from mcp_exec_telemetry import observe
+with observe(history=False, set_global=True) as first:
+    assert trace.get_tracer_provider() is first.tracer_provider
+    assert metrics.get_meter_provider() is first.meter_provider
+    with observe(history=False, set_global=True) as second:
+        assert trace.get_tracer_provider() is first.tracer_provider
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+    assert "already set; leaving it in place" in out.stderr
