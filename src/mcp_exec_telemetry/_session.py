@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from opentelemetry.metrics import Meter
 from opentelemetry.trace import Tracer
@@ -52,6 +52,15 @@ class Session:
         self.lock = threading.Lock()
         self._last_step: str | None = None
         self.last_query: QueryRecord | None = None
+        self.flush_hooks: list[Callable[[], None]] = []
+
+    def flush(self) -> None:
+        """Run before every collection: hands measurements buffered on the hot path to the instruments."""
+        for hook in self.flush_hooks:
+            try:
+                hook()
+            except Exception as exc:
+                self.guard.contain(exc, "flush")
 
     def begin(self, step: str) -> str | None:
         """Note that an operation of ``step`` starts; return the step that ran before it."""

@@ -214,6 +214,7 @@ class Telemetry:
         """The in-memory reader's cumulative data; after shutdown, the final snapshot."""
         if self._closed or self._reader is None:
             return self._final_data
+        self._session.flush()
         return self._reader.get_metrics_data()
 
     def metrics_data(self) -> MetricsData | None:
@@ -329,6 +330,7 @@ class Telemetry:
         except Exception as exc:
             self._session.guard.contain(exc, "session end")
         try:
+            self._session.flush()
             self._final_data = self._reader.get_metrics_data() if self._reader is not None else None
         except Exception:
             self._final_data = None
