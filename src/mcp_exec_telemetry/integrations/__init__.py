@@ -1,0 +1,46 @@
+"""Instrumented building blocks for Python agent runtimes that execute code with MCP tools.
+
+Each piece reports through one step of a :class:`~mcp_exec_telemetry.Telemetry` session:
+
+* :mod:`.mcp`: tracing for the official MCP Python SDK (``pip install 'mcp-exec-telemetry[mcp]'``):
+  ``instrument_mcp(tel)`` / ``uninstrument_mcp()``, ``ToolBridge``.
+* :mod:`.executor`: ``CodeExecutor`` runs python3 and javascript in a measured, limited subprocess.
+* :mod:`.discovery`: ``ToolDiscovery`` searches a tool list at three detail levels.
+* :mod:`.sdkgen`: ``SdkGenerator`` writes Python and JavaScript wrappers for the tools.
+* :mod:`.filtering`: size-measuring ``filter`` / ``map`` / ``reduce`` / ``select`` helpers.
+* :mod:`.skills`: ``SkillManager`` keeps reusable skills on disk with metadata.
+* :mod:`.demo` / :mod:`.demo_server`: a scripted agent and the MCP server it talks to.
+
+Names are imported lazily, so importing this package does not import ``mcp``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "instrument_mcp": ".mcp",
+    "uninstrument_mcp": ".mcp",
+    "instrument_server": ".mcp",
+    "ToolBridge": ".mcp",
+    "CodeExecutor": ".executor",
+    "ExecutionResult": ".executor",
+    "ToolDiscovery": ".discovery",
+    "SdkGenerator": ".sdkgen",
+    "SkillManager": ".skills",
+    "Skill": ".skills",
+    "filter_records": ".filtering",
+    "map_records": ".filtering",
+    "reduce_records": ".filtering",
+    "select_fields": ".filtering",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(module, __name__), name)
