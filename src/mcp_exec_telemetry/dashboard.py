@@ -22,6 +22,7 @@ __all__ = ["render", "duration_distribution"]
 
 TITLE = "MCP Execution Metrics Dashboard"
 MIN_WIDTH, MAX_WIDTH = 40, 80
+MAX_BAR = 30
 
 _GREEN, _YELLOW, _RED, _BOLD, _DIM, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
 
@@ -45,6 +46,10 @@ class _Style:
 def _pct(x: float) -> str:
     text = f"{x * 100:.1f}"
     return (text[:-2] if text.endswith(".0") else text) + "%"
+
+
+def _runs(n: int) -> str:
+    return f"{n:,} run" if n == 1 else f"{n:,} runs"
 
 
 def _ms(x: float) -> str:
@@ -127,7 +132,7 @@ def render(
         good = rate >= 0.8
         kpi("Execution Success Rate", f"{_pct(rate)} {st.ok if good else st.bad}", _GREEN if good else _RED)
         avg = float(e.get("avg_duration_ms", 0.0))
-        kpi("Avg Code Execution", _ms(avg), _GREEN if avg <= 2000 else _YELLOW, f"({runs:,} runs)")
+        kpi("Avg Code Execution", _ms(avg), _GREEN if avg <= 2000 else _YELLOW, f"({_runs(runs)})")
     else:
         kpi("Execution Success Rate", "n/a", _DIM, "(no executions)")
         kpi("Avg Code Execution", "n/a", _DIM)
@@ -148,13 +153,13 @@ def render(
     if skills:
         most = max(int(x["runs"]) for x in skills)
         name_w = min(max(len(str(x["name"])) for x in skills), max(8, inner // 3))
-        count_w = max(len(f"{int(x['runs']):,} runs") for x in skills)
-        bar_w = max(1, inner - (4 + name_w + 1 + 2 + 1 + count_w))
+        count_w = max(len(_runs(int(x["runs"]))) for x in skills)
+        bar_w = max(1, min(MAX_BAR, inner - (4 + name_w + 1 + 2 + 1 + count_w)))
         for i, x in enumerate(skills, 1):
             name = _cut(str(x["name"]), name_w, st.ell)
             n = int(x["runs"])
             bar = st.bar * max(1, round(bar_w * n / most))
-            label = f"{n:,} runs"
+            label = _runs(n)
             plain = f"{i:>2}. {name:<{name_w}} [{bar:<{bar_w}}] {label}"
             painted = f"{i:>2}. {name:<{name_w}} [{st.paint(bar, _GREEN)}{' ' * (bar_w - len(bar))}] {label}"
             row(plain, painted)
@@ -169,7 +174,7 @@ def render(
         most = max(n for _, n in dist)
         label_w = max(len(lbl) for lbl, _ in dist)
         count_w = max(len(f"({n:,})") for _, n in dist)
-        bar_w = max(1, inner - (2 + label_w + 1 + 1 + count_w))
+        bar_w = max(1, min(MAX_BAR, inner - (2 + label_w + 1 + 1 + count_w)))
         for lbl, n in dist:
             bar = st.bar * (round(bar_w * n / most) if n else 0)
             if n and not bar:

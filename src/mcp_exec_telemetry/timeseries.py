@@ -27,6 +27,7 @@ from .history import SessionRecord, parse_time
 
 __all__ = [
     "CSV_COLUMNS",
+    "HistoryCollector",
     "InfluxWriteError",
     "InfluxWriter",
     "escape_measurement",
@@ -295,3 +296,118 @@ def _error_text(err: urllib.error.HTTPError) -> str:
     except (ValueError, AttributeError):
         msg = raw
     return " ".join(str(msg).split())[:500] or (err.reason or "")
+
+
+# --- Prometheus over the history -------------------------------------------------------------
+
+
+class HistoryCollector:
+    """A ``prometheus_client`` collector of the whole history, re-read on every scrape.
+
+    Series follow the SDK's names: ``<ns>_discovery_queries_total``, ``<ns>_discovery_hit_rate``,
+    ``<ns>_execution_duration_seconds`` (a histogram from the sessions' buckets),
+    ``<ns>_execution_success_rate``, ``<ns>_context_tokens_saved_total``,
+    ``<ns>_skill_reuse_ratio``, ``<ns>_pii_detections_total{pattern}`` ... plus
+    ``<ns>_history_sessions_total``. Counters only grow, since the history only grows; a rate
+    is only exposed once its denominator is above zero. Register it in a private registry::
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(HistoryCollector(".mcp_exec/metrics"))
+    """
+
+    def __init__(self, root: Any = None, namespace: str = "mcp_exec") -> None:
+        from . import history
+
+        self.root = history.metrics_root(root)
+        self.namespace = namespace
+        self._cache: dict[Any, dict[str, Any]] = {}
+
+    def _sessions(self) -> list[Mapping[str, Any]]:
+        """Every session doc, parsing only files that changed since the last scrape."""
+        from . import history
+
+        found = history.scan(self.root)
+        docs = []
+        fresh: dict[Any, dict[str, Any]] = {}
+        for rec in found.sessions:
+            try:
+                st = rec.path.stat()
+                key = (str(rec.path), st.st_mtime_ns, st.st_size)
+            except OSError:
+                continue
+            fresh[key] = self._cache.get(key, rec.doc)
+            docs.append(fresh[key])
+        self._cache = fresh
+        return docs
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+        from . import history
+        from .advisor import pii_protection_rate
+
+        docs = self._sessions()
+        agg = history.aggregate(docs)
+        ns = self.namespace
+        d, e, g, f, k, s = (agg[x] for x in ("discovery", "execution", "sdk", "filtering", "skills", "security"))
+
+        def counter(name: str, doc: str, value: float, unit: str = "") -> Any:
+            return CounterMetricFamily(f"{ns}_{name}", doc, value=value, unit=unit)
+
+        def gauge(name: str, doc: str, value: float) -> Any:
+            return GaugeMetricFamily(f"{ns}_{name}", doc, value=value)
+
+        yield counter("history_sessions", "Sessions in the metrics history", agg["sessions"])
+        if agg["end_time"]:
+            yield gauge("history_last_session_timestamp_seconds", "End time of the newest session in the history", parse_time(agg["end_time"]).timestamp())
+        queries = CounterMetricFamily(f"{ns}_discovery_queries", "Tool discovery queries", labels=["outcome"])
+        queries.add_metric(["success"], d["successful_queries"])
+        queries.add_metric(["failure"], d["failed_queries"])
+        yield queries
+        yield counter("discovery_continued_queries", "Queries after which the agent searched again", d["continued_queries"])
+        yield counter("discovery_cache_hits", "Discovery queries answered from a cache", d["cache_hits"])
+        if d["total_queries"]:
+            yield gauge("discovery_hit_rate", "Queries that found tools and were not followed by another search / all queries", d["hit_rate"])
+
+        cumulative, buckets = 0, []
+        for key, n in e["duration_buckets_ms"].items():
+            cumulative += int(n)
+            buckets.append(("+Inf" if key == "+Inf" else repr(float(key) / 1000.0), cumulative))
+        if not buckets or buckets[-1][0] != "+Inf":
+            buckets.append(("+Inf", e["total_executions"]))
+        yield HistogramMetricFamily(f"{ns}_execution_duration_seconds", "Duration of code executions", buckets=buckets, sum_value=e["total_duration_ms"] / 1000.0, unit="seconds")
+        yield counter("execution_timeouts", "Executions killed by their timeout", e["timeouts"])
+        runs = CounterMetricFamily(f"{ns}_execution_runs", "Code executions by language", labels=["language"])
+        for language, n in e["languages"].items():
+            runs.add_metric([language], n)
+        yield runs
+        if e["total_executions"]:
+            yield gauge("execution_success_rate", "Successful executions / all executions", e["success_rate"])
+
+        yield counter("sdk_generations", "SDK generations", g["total_generations"])
+        yield counter("sdk_tools_included", "Tools included in generated SDKs", g["tools_included"])
+
+        yield counter("filtering_input_size_bytes", "Bytes that entered filtering operations", f["total_input_bytes"], unit="bytes")
+        yield counter("filtering_output_size_bytes", "Bytes that filtering operations handed on", f["total_output_bytes"], unit="bytes")
+        if f["total_input_bytes"]:
+            yield gauge("filtering_reduction_ratio", "1 - output bytes / input bytes over all filtering operations", f["avg_reduction_ratio"])
+        yield counter("context_tokens_saved", "Estimated context tokens saved by filtering", f["estimated_tokens_saved"])
+
+        yield counter("skills_created", "Skills saved", k["total_skills"])
+        yield counter("skills_deleted", "Skills deleted", k["deleted_skills"])
+        yield gauge("skills_active", "Skills saved and not deleted, summed over sessions", k["active_skills"])
+        if k["active_skills"]:
+            yield gauge("skill_reuse_ratio", "Skill executions / active skills", k["reuse_ratio"])
+
+        pii = CounterMetricFamily(f"{ns}_pii_detections", "PII values detected, by pattern type", labels=["pattern"])
+        for pattern, n in s["patterns"].items():
+            pii.add_metric([pattern], n)
+        yield pii
+        yield counter("security_tokens_created", "Tokens that replaced PII values", s["tokens_created"])
+        yield counter("security_audit_events", "Security audit events", s["audit_events"])
+        rate = pii_protection_rate(agg)
+        if rate is not None:
+            yield gauge("pii_protection_rate", "Tokens created / PII values detected, at most 1", rate)
