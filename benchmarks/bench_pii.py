@@ -1,0 +1,165 @@
+"""Benchmark: the single-pass PII scanner against the usual sequential scan, one regex per type.
+
+Generates ``--size-mb`` of log-like text with about 1% PII (``tests/pii_corpus.py``), then, in
+the same process and over the same text, times
+
+* **single pass** -- ``PiiDetector.detect``: one combined regex, rules run only where it hits;
+* **sequential** -- one regex per PII type (its rules as named alternatives, each behind the
+  start-of-word look-behind), searched over the whole text one type after another, with the
+  same validators and the same overlap resolution.
+
+Both must return exactly the same detections (checked, exit status 1 otherwise).  Prints MB/s for
+each and the speed-up as the median of ``--runs`` runs, as a markdown table.
+
+    python benchmarks/bench_pii.py            # 10 MB, 5 runs
+    python benchmarks/bench_pii.py --quick    # 0.2 MB, 1 run (used by the tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from mcp_exec_telemetry.pii import PiiDetector  # noqa: E402
+from mcp_exec_telemetry.pii.detectors import _FLAGS, _LOOKBEHIND, RULES, resolve_overlaps  # noqa: E402
+
+Candidate = tuple[int, int, int, str, bool]
+
+
+def _load_corpus() -> Any:
+    spec = importlib.util.spec_from_file_location("pii_corpus", ROOT / "tests" / "pii_corpus.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("pii_corpus", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+class SequentialScanner:
+    """The usual approach: one compiled regex per PII type, each run over the whole text in turn.
+
+    A type with several rules (``ip_address``: IPv4 and IPv6) gets one regex with a named
+    alternative per rule; where it matches, the type's other rules are tried at the same position
+    too, so the candidates are exactly the single pass's.
+    """
+
+    def __init__(self) -> None:
+        by_type: dict[str, list[int]] = {}
+        for i, rule in enumerate(RULES):
+            by_type.setdefault(rule.type, []).append(i)
+        self.passes: list[tuple[re.Pattern[str], list[int]]] = []
+        for indices in by_type.values():
+            alts = "|".join(f"(?P<r{i}>{RULES[i].body})".replace("(?P<v>", "(?:") for i in indices)
+            self.passes.append((re.compile(f"{_LOOKBEHIND}(?:{alts})", _FLAGS), indices))
+        self.rules = [re.compile(r.regex, _FLAGS) for r in RULES]
+
+    def candidates(self, text: str) -> list[Candidate]:
+        out: list[Candidate] = []
+        for regex, indices in self.passes:
+            pos, n = 0, len(text)
+            while pos <= n:
+                m = regex.search(text, pos)
+                if m is None:
+                    break
+                p = m.start()
+                for i in indices:
+                    rm = self.rules[i].match(text, p)
+                    if rm is None:
+                        continue
+                    rule = RULES[i]
+                    s, e = rm.span("v") if "(?P<v>" in rule.body else rm.span()
+                    value = text[s:e]
+                    if rule.validate is None or rule.validate(value):
+                        out.append((s, e, i, rule.type, True))
+                pos = p + 1
+        return out
+
+    def detect(self, text: str) -> list[tuple[str, int, int]]:
+        return [(t, s, e) for s, e, _, t, _ in resolve_overlaps(self.candidates(text))]
+
+
+def _time(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, result
+
+
+def run(size_mb: float = 10.0, runs: int = 5, seed: int = 20240501) -> dict[str, Any]:
+    """Time both scanners ``runs`` times over the same generated text; raise if they disagree."""
+    corpus = _load_corpus()
+    text, expected = corpus.mixed_text(seed, int(size_mb * 1_000_000))
+    detector = PiiDetector()
+    sequential = SequentialScanner()
+    mb = len(text.encode()) / 1_000_000
+    ours_t: list[float] = []
+    seq_t: list[float] = []
+    ratios: list[float] = []
+    ours: list[tuple[str, int, int]] = []
+    seq: list[tuple[str, int, int]] = []
+    for _ in range(runs):
+        t_ours, found = _time(lambda: detector.detect(text))
+        t_seq, seq = _time(lambda: sequential.detect(text))
+        ours = [(d.type, d.start, d.end) for d in found]
+        if ours != seq:
+            raise AssertionError(f"scanners disagree: {len(ours)} vs {len(seq)} detections")
+        ours_t.append(t_ours)
+        seq_t.append(t_seq)
+        ratios.append(t_seq / t_ours)
+    exact = ours == [(t, s, e) for t, s, e, _ in expected]
+    return {
+        "size_mb": mb,
+        "detections": len(ours),
+        "expected_detections": len(expected),
+        "matches_corpus": exact,
+        "runs": runs,
+        "passes_sequential": len(sequential.passes),
+        "ours_mb_s": mb / statistics.median(ours_t),
+        "sequential_mb_s": mb / statistics.median(seq_t),
+        "ratio": statistics.median(ratios),
+        "agree": True,
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    """The result as a small markdown table."""
+    return "\n".join([
+        f"PII scan of {result['size_mb']:.1f} MB, {result['detections']} detections "
+        f"(corpus expects {result['expected_detections']}, exact: {result['matches_corpus']}), "
+        f"median of {result['runs']} run(s); both scanners agree: {result['agree']}",
+        "",
+        "| scanner | MB/s |",
+        "| --- | ---: |",
+        f"| single pass (combined regex) | {result['ours_mb_s']:.1f} |",
+        f"| sequential ({result['passes_sequential']} regexes, one per type) | {result['sequential_mb_s']:.1f} |",
+        f"| speed-up (median of per-run ratios) | {result['ratio']:.2f}x |",
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=float, default=10.0, help="text size in MB (default 10)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs; the median is reported")
+    parser.add_argument("--seed", type=int, default=20240501)
+    parser.add_argument("--quick", action="store_true", help="0.2 MB, 1 run: a smoke test")
+    args = parser.parse_args(argv)
+    size, runs = (0.2, 1) if args.quick else (args.size_mb, args.runs)
+    try:
+        result = run(size, runs, args.seed)
+    except AssertionError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(table(result))
+    return 0 if result["matches_corpus"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,651 @@
+"""Detection of PII values in text with one combined, compiled regular expression.
+
+Every built-in rule is a *body* pattern that may only start where the previous character is not
+part of a word (``[A-Za-z0-9_.+-]``).  The combined scanner expresses that guard by consuming the
+separator character first, ``[^A-Za-z0-9_.+-](?:body1|body2|...)``: a pattern that starts with a
+character class lets the regex engine skip non-candidate characters in C, so the whole text is
+scanned once, fast.  Only where the combined pattern hits (rare, PII is sparse) are the individual
+rules run, anchored at that position, to collect every candidate there; validators (Luhn, octet
+ranges, SSN rules, ...) drop false candidates and :func:`resolve_overlaps` keeps, among overlapping
+candidates, the longest (ties: the rule listed first in :data:`RULES`).
+
+The candidate set is exactly the one a sequential scan finds when each rule's own regex (the body
+behind a negative look-behind, see :attr:`Rule.regex`) is searched at every position, which is how
+``benchmarks/bench_pii.py`` checks that the single pass loses nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+import sys
+from bisect import bisect_left
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
+
+__all__ = [
+    "PiiType",
+    "Detection",
+    "Rule",
+    "RULES",
+    "PiiDetector",
+    "JsonPath",
+    "resolve_overlaps",
+    "luhn_valid",
+]
+
+
+class PiiType(str, enum.Enum):
+    """The built-in kinds of PII; a ``str`` enum so members compare equal to their names."""
+
+    EMAIL = "email"
+    PHONE_NUMBER = "phone_number"
+    SSN = "ssn"
+    CREDIT_CARD = "credit_card"
+    IP_ADDRESS = "ip_address"
+    API_KEY = "api_key"
+    AUTH_TOKEN = "auth_token"
+
+    def __str__(self) -> str:  # so f"{PiiType.EMAIL}" is "email" on every Python version
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One PII value found in a text: its type name, its ``text[start:end]`` span and the value."""
+
+    type: str
+    start: int
+    end: int
+    value: str
+
+
+JsonPath = tuple[Union[str, int], ...]
+"""Keys and list indices leading from the root of a JSON-like object to a string value."""
+
+# ---------------------------------------------------------------------------------------------
+# validators: cheap Python checks on what a rule's regex matched
+# ---------------------------------------------------------------------------------------------
+
+
+def luhn_valid(digits: str) -> bool:
+    """True when the string of decimal digits passes the Luhn (mod 10) check of card numbers."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i & 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+_CARD_PREFIXES = frozenset(
+    [str(n) for n in range(22, 28)]  # Mastercard 2-series (2221-2720, checked below)
+    + ["30", "34", "35", "36", "37", "38", "39"]  # Diners, Amex, JCB
+    + [str(n) for n in range(40, 50)]  # Visa
+    + [str(n) for n in range(50, 60)]  # Mastercard 51-55, Maestro 50/56-59
+    + [str(n) for n in range(60, 70)]  # Discover, UnionPay, Maestro
+)
+
+
+def _valid_card(value: str) -> bool:
+    digits = value.replace(" ", "").replace("-", "")
+    if not 13 <= len(digits) <= 19 or digits[:2] not in _CARD_PREFIXES:
+        return False
+    if digits[0] == "2" and not 2221 <= int(digits[:4]) <= 2720:
+        return False
+    return luhn_valid(digits)
+
+
+def _valid_ssn(value: str) -> bool:
+    area, group, serial = value.split("-")
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def _valid_ipv4(value: str) -> bool:
+    return all(int(octet) <= 255 for octet in value.split("."))
+
+
+def _valid_ipv6(value: str) -> bool:
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    groups = [g for g in value.split(":") if g]
+    if len(groups) == 8:
+        return True
+    # compressed forms: keep "fe80::1" and "2001:db8::1" but not slices such as "1::2" or "::1"
+    return len(groups) >= 2 and sum(len(g) for g in groups) >= 5
+
+
+def _valid_email(value: str) -> bool:
+    local, _, domain = value.rpartition("@")
+    if len(local) > 64 or local.startswith(".") or local.endswith(".") or ".." in local:
+        return False
+    tld = domain.rsplit(".", 1)[-1]
+    return len(tld) >= 2 and tld.isalpha()
+
+
+def _valid_phone(value: str) -> bool:
+    n = sum(ch.isdigit() for ch in value)
+    return 10 <= n <= 15 if value[0] != "+" else 8 <= n <= 15
+
+
+def _valid_provider_key(value: str) -> bool:
+    # "sk-" also starts words such as "sk-learn-classification-model": real keys carry digits.
+    if value.startswith(("sk-", "xox")):
+        return any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value[3:])
+    return True
+
+
+_PLACEHOLDERS = frozenset(
+    {"null", "none", "true", "false", "undefined", "string", "redacted", "required", "optional",
+     "changeme", "example", "secret", "password", "your_api_key", "<redacted>"}
+)
+
+
+def _valid_secret_value(value: str) -> bool:
+    if value[0] in "$%*#" or value.lower() in _PLACEHOLDERS:
+        return False
+    return len(set(value)) > 2  # "xxxxxx", "******", "ababab" are masks, not secrets
+
+
+def _valid_bearer(value: str) -> bool:
+    # "Bearer authentication is ..." is prose; opaque tokens mix letters and digits.
+    return any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value)
+
+
+# ---------------------------------------------------------------------------------------------
+# rules
+# ---------------------------------------------------------------------------------------------
+
+_WORDISH = "A-Za-z0-9_.+\\-"
+"""Characters that may not precede the start of a built-in match (they would put it mid-word)."""
+_LOOKBEHIND = f"(?<![{_WORDISH}])"
+_SEPARATOR = f"[^{_WORDISH}]"
+_END = "(?![A-Za-z0-9_]|[.-][0-9])"  # not followed by a word char, nor by ".5" / "-5"
+
+
+def _possessive(char_class: str, at_least_one: bool = True) -> str:
+    """``[class]++`` where the engine has it (3.11+), else the equivalent look-ahead/back-reference.
+
+    A run that is never given back on failure makes a failing attempt cost one pass over the word.
+    """
+    q = "+" if at_least_one else "*"
+    if sys.version_info >= (3, 11):
+        return f"{char_class}{q}+"
+    _possessive.counter += 1  # type: ignore[attr-defined]
+    name = f"_run{_possessive.counter}"  # type: ignore[attr-defined]
+    return f"(?=(?P<{name}>{char_class}{q}))(?P={name})"
+
+
+_possessive.counter = 0  # type: ignore[attr-defined]
+
+_DIGITS = "0123456789"
+_HEX = _DIGITS + "abcdefABCDEF"
+_WORD = _DIGITS + "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+
+_SECRET_KEYS = (
+    "api_key", "api-key", "apikey", "access_key", "access-key", "accesskey", "secret_key",
+    "secret-key", "secretkey", "private_key", "private-key", "privatekey", "secret", "password",
+    "passwd", "pwd", "token",
+)
+"""A ``key=value`` / ``key: value`` assignment is a secret when the key *ends* with one of these."""
+
+
+def _anycase(word: str) -> str:
+    """``Key`` -> ``[kK][eE][yY]``: case-insensitive without a flag, so it can sit in a look-behind."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One built-in pattern: the PII type it reports, its body regex and an optional validator.
+
+    ``body`` may contain one group named ``v``; when it matches, only that group is the value
+    (``password=<v>``, ``Bearer <v>``).  ``first`` lists the characters a body can start with,
+    so the scanner only tries plausible rules at a hit.  ``prefilter`` holds cheaper patterns, one
+    of which matches wherever ``body`` does; each begins with one literal or character class, so
+    the engine rejects it on the first character (the combined scan is built from them).
+    """
+
+    name: str
+    type: str
+    body: str
+    first: str
+    validate: Callable[[str], bool] | None = None
+    prefilter: tuple[str, ...] = ()
+
+    @property
+    def regex(self) -> str:
+        """The rule as a stand-alone regex: the body behind the shared start-of-word guard."""
+        return _LOOKBEHIND + "(?:" + self.body + ")"
+
+
+RULES: tuple[Rule, ...] = (
+    # Specific formats first: on equal spans the earlier rule wins.
+    Rule(
+        "jwt",
+        PiiType.AUTH_TOKEN.value,
+        r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{8,}(?![A-Za-z0-9_-])",
+        "e",
+        prefilter=("eyJ",),
+    ),
+    Rule(
+        "provider_key",
+        PiiType.API_KEY.value,
+        r"(?:sk-[A-Za-z0-9_-]{20,}"
+        r"|gh[pousr]_[A-Za-z0-9]{36,255}"
+        r"|github_pat_[A-Za-z0-9_]{22,255}"
+        r"|(?:AKIA|ASIA)[A-Z0-9]{16}"
+        r"|xox[bpars]-[A-Za-z0-9-]{10,}"
+        r"|[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"
+        r"|AIza[A-Za-z0-9_-]{35})(?![A-Za-z0-9_-])",
+        "sgAxr",
+        _valid_provider_key,
+        prefilter=("sk-", "gh[pousr]_", "github_pat_", "A(?:KIA|SIA|Iza)", "xox[bpars]-", "[rs]k_(?:live|test)_"),
+    ),
+    Rule(
+        "email",
+        PiiType.EMAIL.value,
+        r"[A-Za-z0-9_%+-][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",
+        _WORD + "%+-",
+        _valid_email,
+    ),
+    Rule(
+        "credit_card",
+        PiiType.CREDIT_CARD.value,
+        r"(?:[2-6][0-9]{12,18}"
+        r"|[2-6][0-9]{3}(?: [0-9]{4}){3}(?: [0-9]{1,3})?"
+        r"|[2-6][0-9]{3}(?:-[0-9]{4}){3}(?:-[0-9]{1,3})?"
+        r"|3[0-9]{3} [0-9]{6} [0-9]{4,5}"
+        r"|3[0-9]{3}-[0-9]{6}-[0-9]{4,5})" + _END,
+        "23456",
+        _valid_card,
+        prefilter=("[2-6][0-9]{3}(?:[0-9]{9}|[ -][0-9]{4})",),
+    ),
+    Rule("ssn", PiiType.SSN.value, r"[0-9]{3}-[0-9]{2}-[0-9]{4}" + _END, _DIGITS, _valid_ssn,
+         prefilter=("[0-9][0-9]{2}-[0-9]{2}-",)),
+    Rule(
+        "phone",
+        PiiType.PHONE_NUMBER.value,
+        # E.164: "+" country code, then one digit per step with an optional separator before it,
+        # at most 15 digits in all (so "+44 20 7946 0958 2024" stops before "2024").
+        r"(?:\+[1-9](?:[ .-]?[0-9]|[ .-]?\([0-9]{1,4}\)){6,14}"
+        # NANP: separators (or parentheses) are required, so plain integers never match.
+        r"|(?:1[ .-]?)?(?:\([2-9][0-9]{2}\)[ .-]?|[2-9][0-9]{2}[ .-])[0-9]{3}[ .-][0-9]{4})" + _END,
+        _DIGITS + "+(",
+        _valid_phone,
+        prefilter=(r"\+[1-9]", r"\([2-9]", r"[0-9][0-9]{2}[ .-][0-9]{3}[ .-]", r"1[ .-]?(?:\(|[0-9]{3}[ .-])"),
+    ),
+    Rule(
+        "ipv4",
+        PiiType.IP_ADDRESS.value,
+        r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}" + _END,
+        _DIGITS,
+        _valid_ipv4,
+        prefilter=(r"[0-9][0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.",),
+    ),
+    Rule(
+        "ipv6",
+        PiiType.IP_ADDRESS.value,
+        r"(?:[0-9A-Fa-f]{1,4}|(?=::))(?::[0-9A-Fa-f]{0,4}){2,7}(?![A-Za-z0-9_:]|\.[0-9])",
+        _HEX + ":",
+        _valid_ipv6,
+        prefilter=("[0-9A-Fa-f][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}:", "::"),
+    ),
+    Rule(
+        "bearer",
+        PiiType.AUTH_TOKEN.value,
+        r"(?:[Bb]earer|BEARER)[ \t]+(?P<v>[A-Za-z0-9._~+/-]{12,}=*)",
+        "bB",
+        _valid_bearer,
+        prefilter=(r"[Bb]earer[ \t]", r"BEARER[ \t]"),
+    ),
+    Rule(
+        "secret_assignment",
+        PiiType.API_KEY.value,
+        _possessive("[A-Za-z0-9_.-]") + r"(?=[\"']?[ \t]*[:=])"
+        + "(?:" + "|".join(f"(?<={_anycase(k)})" for k in _SECRET_KEYS) + ")"
+        + r"[\"']?[ \t]*[:=]>?[ \t]*[\"']?(?P<v>[^\s\"'`,;&<>(){}\[\]]{6,})",
+        _WORD + ".-",
+        _valid_secret_value,
+    ),
+)
+"""The built-in rules, in tie-break priority order."""
+
+_BACKREF = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
+_SCOPED_FLAGS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"), (re.VERBOSE, "x"), (re.ASCII, "a"))
+_BUILTIN_TYPES = frozenset(t.value for t in PiiType)
+_FLAGS = re.ASCII
+
+
+def _first_char_table(rules: Sequence[Rule]) -> dict[str, tuple[int, ...]]:
+    table: dict[str, list[int]] = {}
+    for i, rule in enumerate(rules):
+        for ch in rule.first:
+            table.setdefault(ch, []).append(i)
+    return {ch: tuple(ix) for ch, ix in table.items()}
+
+
+def _strip_value_group(body: str) -> str:
+    return body.replace("(?P<v>", "(?:")
+
+
+_WORD_RULES = ("email", "secret_assignment")
+"""Rules that start with any word character; the combined scan reads such a word only once."""
+
+
+def _combined_body(rules: Sequence[Rule]) -> str:
+    """One alternation that matches wherever at least one of ``rules`` matches (a superset).
+
+    Email and ``key=value`` both begin with a word: instead of two attempts that each read it,
+    one possessive run ``[A-Za-z0-9._%+-]++`` reads it and is followed by ``@`` (email) or by a
+    key ending (``...key``, ``...ret``, ``...ken``, ``...ord``, ``...swd``, ``...pwd``) and ``:``
+    or ``=``.  The other rules contribute their literal prefixes or their own bodies, which
+    fail on the first character almost everywhere.
+    """
+    names = {r.name for r in rules}
+    tails = []
+    if "email" in names:
+        tails.append("@")
+    if "secret_assignment" in names:
+        endings = sorted({k[-3:].lower() for k in _SECRET_KEYS})
+        tails.append(r"(?=[\"']?[ \t]*[:=])(?<=" + "|".join(_anycase(e) for e in endings) + ")")
+    parts = []
+    if tails:
+        parts.append(_possessive("[A-Za-z0-9._%+-]") + "(?:" + "|".join(tails) + ")")
+    for r in rules:
+        if r.name not in _WORD_RULES:
+            parts.extend(r.prefilter or ["(?:" + _strip_value_group(r.body) + ")"])
+    return "(?:" + "|".join(parts) + ")"
+
+
+def resolve_overlaps(candidates: Iterable[tuple[int, int, int, str, bool]]) -> list[tuple[int, int, int, str, bool]]:
+    """Keep non-overlapping candidates, longest first, ties to the lower priority number.
+
+    Each candidate is ``(start, end, priority, type, reported)``; the result is sorted by start.
+    Candidates that are not reported (allow-listed values) still occupy their span, so no piece
+    of a trusted value is flagged.
+    """
+    ordered = sorted(set(candidates), key=lambda c: (c[0] - c[1], c[2], c[0]))
+    starts: list[int] = []
+    kept: list[tuple[int, int, int, str, bool]] = []
+    for cand in ordered:
+        s, e = cand[0], cand[1]
+        i = bisect_left(starts, s)
+        if i > 0 and kept[i - 1][1] > s:
+            continue
+        if i < len(kept) and kept[i][0] < e:
+            continue
+        starts.insert(i, s)
+        kept.insert(i, cand)
+    return kept
+
+
+# ---------------------------------------------------------------------------------------------
+# the detector
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A compiled rule: what the scanner calls at a hit."""
+
+    priority: int
+    type: str
+    regex: re.Pattern[str]
+    has_value_group: bool
+    validate: Callable[[str], bool] | None
+
+
+class PiiDetector:
+    """Finds PII values in text in a single pass of one combined regex, then validates them.
+
+    ``extra_patterns`` maps new type names to patterns (a string or a compiled regex; a group
+    named ``value``, if any, is the reported value), ``allow`` lists exact values that are never
+    reported, and ``types`` restricts detection to these type names (built-in or extra).
+    Instances are immutable after construction, hence safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        extra_patterns: Mapping[str, str | re.Pattern[str]] | None = None,
+        allow: Iterable[str] = (),
+        types: Iterable[str] | None = None,
+    ) -> None:
+        extra = dict(extra_patterns or {})
+        wanted = None if types is None else {str(t.value if isinstance(t, PiiType) else t) for t in types}
+        if wanted is not None:
+            unknown = wanted - _BUILTIN_TYPES - set(extra)
+            if unknown:
+                raise ValueError(f"unknown PII types: {sorted(unknown)}")
+        for name in extra:
+            if not name or not isinstance(name, str):
+                raise ValueError(f"extra pattern names must be non-empty strings, got {name!r}")
+        self._allow = frozenset(allow)
+        rules = [r for r in RULES if wanted is None or r.type in wanted]
+        self._rules = tuple(rules)
+        self._compiled = tuple(
+            _Compiled(i, r.type, re.compile(r.regex, _FLAGS), "(?P<v>" in r.body, r.validate)
+            for i, r in enumerate(rules)
+        )
+        self._first = _first_char_table(rules)
+        if rules:
+            body = _combined_body(rules)
+            self._head = re.compile(body, _FLAGS)  # at position 0
+            self._scan = re.compile(_SEPARATOR + body, _FLAGS)  # everywhere else
+        else:
+            self._head = self._scan = None
+        self._extra = tuple(
+            _Compiled(
+                len(rules) + j,
+                name,
+                p if isinstance(p, re.Pattern) else re.compile(p),
+                "value" in (p if isinstance(p, re.Pattern) else re.compile(p)).groupindex,
+                None,
+            )
+            for j, (name, p) in enumerate(extra.items())
+            if wanted is None or name in wanted
+        )
+        self._extra_scan = self._combine_extra(self._extra)
+        seen: dict[str, None] = {}
+        for c in self._compiled + self._extra:
+            seen.setdefault(c.type, None)
+        self._types = tuple(seen)
+
+    @staticmethod
+    def _combine_extra(extra: Sequence[_Compiled]) -> re.Pattern[str] | None:
+        """One alternation of the extra patterns (a pre-filter), or None when they cannot combine."""
+        if not extra:
+            return None
+        parts = []
+        for c in extra:
+            src = c.regex.pattern
+            if not isinstance(src, str) or _BACKREF.search(src):
+                return None  # group numbers would change meaning once combined
+            letters = "".join(ch for flag, ch in _SCOPED_FLAGS if c.regex.flags & flag)
+            src = re.sub(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>", "(?:", src)
+            parts.append(f"(?{letters}:{src})" if letters else f"(?:{src})")
+        try:
+            return re.compile("|".join(parts))
+        except re.error:
+            return None  # e.g. back-references or global inline flags: scan them one by one
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """The type names this detector reports, built-in ones first."""
+        return self._types
+
+    @property
+    def allow(self) -> frozenset[str]:
+        """Exact values that are never reported."""
+        return self._allow
+
+    def detect(self, text: str) -> list[Detection]:
+        """All PII values in ``text``, non-overlapping, sorted by start offset."""
+        if not text:
+            return []
+        cands = self._candidates(text)
+        if not cands:
+            return []
+        return [Detection(t, s, e, text[s:e]) for s, e, _, t, ok in resolve_overlaps(cands) if ok]
+
+    def contains_pii(self, text: str) -> bool:
+        """Whether ``text`` holds at least one reportable value; one regex search when it does not."""
+        if not text:
+            return False
+        if (
+            self._head is not None
+            and self._head.match(text) is None
+            and self._scan.search(text) is None  # type: ignore[union-attr]
+            and not self._extra
+        ):
+            return False
+        return bool(self.detect(text))
+
+    def scan_json(self, obj: Any) -> list[tuple[JsonPath, Detection]]:
+        """Detections in every string value of a nested dict / list / tuple, with their paths.
+
+        Keys are not scanned.  A string under a key that names a secret (``password``,
+        ``api_key``, ``access_token``, ...) is reported whole as ``api_key`` when it looks like one.
+        """
+        out: list[tuple[JsonPath, Detection]] = []
+        for path, value in iter_strings(obj):
+            key = path[-1] if path else None
+            whole = self.secret_under_key(key, value)
+            if whole is not None:
+                out.append((path, whole))
+                continue
+            out.extend((path, d) for d in self.detect(value))
+        return out
+
+    def secret_under_key(self, key: Any, value: str) -> Detection | None:
+        """The whole ``value`` as an ``api_key`` detection when ``key`` names a secret, else None."""
+        if (
+            not isinstance(key, str)
+            or PiiType.API_KEY.value not in self._types
+            or _SECRET_KEY_RE.search(key) is None
+            or len(value) < 6
+            or value in self._allow
+            or any(ch.isspace() for ch in value)
+            or value.startswith(("[", "<", "{"))
+            or not _valid_secret_value(value)
+        ):
+            return None
+        return Detection(PiiType.API_KEY.value, 0, len(value), value)
+
+    # -- scanning --------------------------------------------------------------------------
+
+    def _candidates(self, text: str) -> list[tuple[int, int, int, str, bool]]:
+        cands: list[tuple[int, int, int, str, bool]] = []
+        if self._head is not None:
+            m = self._head.match(text)
+            if m is not None:
+                self._collect(text, 0, cands)
+            search = self._scan.search  # type: ignore[union-attr]
+            pos = 0
+            while True:
+                m = search(text, pos)
+                if m is None:
+                    break
+                pos = m.start() + 1
+                self._collect(text, pos, cands)
+        if self._extra:
+            self._collect_extra(text, cands)
+        return cands
+
+    def _collect(self, text: str, p: int, out: list[tuple[int, int, int, str, bool]]) -> None:
+        """Run, anchored at ``p``, every rule that can start with the character found there."""
+        for i in self._first.get(text[p], ()):
+            c = self._compiled[i]
+            m = c.regex.match(text, p)
+            if m is None:
+                continue
+            s, e = m.span("v") if c.has_value_group else m.span()
+            value = text[s:e]
+            if c.validate is not None and not c.validate(value):
+                continue
+            out.append((s, e, c.priority, c.type, value not in self._allow))
+
+    def _collect_extra(self, text: str, out: list[tuple[int, int, int, str, bool]]) -> None:
+        if self._extra_scan is not None:
+            search = self._extra_scan.search
+            pos, n = 0, len(text)
+            while pos <= n:
+                m = search(text, pos)
+                if m is None:
+                    break
+                p = m.start()
+                for c in self._extra:
+                    self._add_extra(c, c.regex.match(text, p), text, out)
+                pos = p + 1
+            return
+        for c in self._extra:
+            pos, n = 0, len(text)
+            while pos <= n:
+                m = c.regex.search(text, pos)
+                if m is None:
+                    break
+                self._add_extra(c, m, text, out)
+                pos = m.start() + 1
+
+    def _add_extra(self, c: _Compiled, m: re.Match[str] | None, text: str,
+                   out: list[tuple[int, int, int, str, bool]]) -> None:
+        if m is None:
+            return
+        s, e = m.span("value") if c.has_value_group else m.span()
+        if s < 0 or e <= s:
+            return  # empty matches are no value
+        out.append((s, e, c.priority, c.type, text[s:e] not in self._allow))
+
+    def _sequential_candidates(self, text: str) -> list[tuple[int, int, int, str, bool]]:
+        """Reference implementation: each rule's regex searched at every position, one after another.
+
+        Slow (one pass per rule); kept for tests and the benchmark, which compare it with the
+        single pass.
+        """
+        cands: list[tuple[int, int, int, str, bool]] = []
+        for c in self._compiled:
+            pos, n = 0, len(text)
+            while pos <= n:
+                m = c.regex.search(text, pos)
+                if m is None:
+                    break
+                pos = m.start() + 1
+                s, e = m.span("v") if c.has_value_group else m.span()
+                value = text[s:e]
+                if c.validate is None or c.validate(value):
+                    cands.append((s, e, c.priority, c.type, value not in self._allow))
+        if self._extra:
+            for c in self._extra:
+                pos, n = 0, len(text)
+                while pos <= n:
+                    m = c.regex.search(text, pos)
+                    if m is None:
+                        break
+                    self._add_extra(c, m, text, cands)
+                    pos = m.start() + 1
+        return cands
+
+
+_SECRET_KEY_RE = re.compile(
+    r"(?:" + "|".join(re.escape(k) for k in _SECRET_KEYS) + r")\Z", re.IGNORECASE | re.ASCII
+)
+
+
+def iter_strings(obj: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, str]]:
+    """Every string value of a nested dict / list / tuple with its path (keys are not yielded)."""
+    if isinstance(obj, str):
+        yield path, obj
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            yield from iter_strings(v, path + (k,))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from iter_strings(v, path + (i,))
