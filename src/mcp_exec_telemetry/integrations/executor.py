@@ -3,7 +3,7 @@
 ``CodeExecutor(telemetry).execute(code, "python3")`` writes the code to a private work folder and
 runs it in a new process group with:
 
-* a **timeout**: when it passes, the whole process group gets SIGKILL and the run counts as a
+* a **timeout**: when it passes, the code's whole process group gets SIGKILL and the run counts as a
   timeout (``ExecutionResult.timed_out``, the execution step's ``timeout`` outcome);
 * an **output cap**: stdout and stderr keep at most ``output_limit_bytes`` each (the rest is read
   and dropped, so the child never blocks on a full pipe) and ``output_truncated`` says so;
@@ -12,11 +12,14 @@ runs it in a new process group with:
   (its pointer cage and code range), so node gets ``--max-old-space-size=<memory_limit_mb>`` for
   its heap plus an address-space limit of ``memory_limit_mb + NODE_ADDRESS_SPACE_HEADROOM_MB``.
 
-What is measured is real: the wall-clock duration from spawn to reaping, the exit code (negative
+What is measured is real: the wall-clock duration from fork to reaping, the exit code (negative
 signal number when killed, as in ``subprocess``), the child's peak resident set size from the
 kernel (``ru_maxrss`` of the ``rusage`` that ``os.wait4`` returns for that child, which Linux
 reports in KiB), and the result size (bytes of captured stdout). All of it is reported through
-``tel.execution.run(language)``.
+``tel.execution.run(language)``. The code is started, limited, timed out and reaped by a tiny
+launcher process (``_LAUNCHER``), because a child forked straight from a large agent process
+carries the size of its copy of the parent into ``ru_maxrss``; the launcher's own fork is small,
+so the figure is the code's own peak (an empty ``python3`` run measures about 8.5 MiB).
 
 Trace context and tool calls: the child gets ``TRACEPARENT`` (and ``TRACESTATE``) of the execution
 span. When the executor has a ``tool_handler``, it also serves a Unix socket whose path is in

@@ -41,7 +41,6 @@ import uuid
 from typing import Any, Callable
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -404,5 +403,3 @@ def current_traceparent() -> dict[str, str]:
     _PROPAGATOR.inject(carrier)
     return carrier
 
-
-_ = trace  # re-exported for type users
