@@ -30,6 +30,7 @@ from typing import Any, Mapping
 __all__ = ["Finding", "Thresholds", "advise", "pii_protection_rate"]
 
 _logger = logging.getLogger("mcp_exec_telemetry.advisor")
+_logger.addHandler(logging.NullHandler())  # a library does not print; configure logging to see these
 
 INFO, WARNING, CRITICAL = "info", "warning", "critical"
 _LEVELS = {INFO: logging.INFO, WARNING: logging.WARNING, CRITICAL: logging.ERROR}

@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 _logger = logging.getLogger("mcp_exec_telemetry.history")
+_logger.addHandler(logging.NullHandler())  # a library does not print; configure logging to see these
 
 DEFAULT_ROOT = ".mcp_exec/metrics"
 ENV_VAR = "MCP_EXEC_METRICS_DIR"
