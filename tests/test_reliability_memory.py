@@ -175,3 +175,20 @@ def test_skill_success_totals_stay_exact_beyond_the_cardinality_limit():
         skills = tel.summary()["skills"]
     assert skills["executions"] == SKILLS + 1
     assert skills["successful_executions"] == SKILLS + 1 - FAILURES
+
+
+def test_reliability_doc_names_only_existing_tests():
+    """docs/RELIABILITY.md stays true: every test its table names exists in tests/."""
+    import re
+
+    doc = (repo_root() / "docs" / "RELIABILITY.md").read_text(encoding="utf-8")
+    named = re.findall(r"`(test_reliability_\w+\.py)::(\w+)`", doc)
+    named += [(f, t) for f, t in re.findall(r"`(test_reliability_\w+\.py)::\w+`(?:, `::(\w+)`)+", doc)]
+    extra = re.findall(r"`::(test_\w+)`", doc)
+    assert len(named) >= 10, named
+    files = {f for f, _ in named}
+    for f, test in named:
+        source = (repo_root() / "tests" / f).read_text(encoding="utf-8")
+        assert f"def {test}(" in source, f"docs/RELIABILITY.md names {f}::{test}, which does not exist"
+    for test in extra:
+        assert any(f"def {test}(" in (repo_root() / "tests" / f).read_text(encoding="utf-8") for f in files), test
