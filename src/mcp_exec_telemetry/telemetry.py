@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
+import uuid
+import weakref
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -27,6 +30,7 @@ from . import summary as _summary
 from ._session import Session
 from ._version import __version__
 from .config import TelemetryConfig
+from ._exporters import ExportStats, GuardedMetricExporter, GuardedSpanExporter, guarded_log_exporter
 from .derived import with_derived
 from .records import DiscoveryMetrics, ExecutionMetrics, FilteringMetrics, SdkMetrics, SecurityMetrics, SkillMetrics
 from .readers import PushReader, prometheus_bridge
@@ -76,6 +80,12 @@ class Telemetry:
         self.config = config
         self.enabled = not config.disabled
         self._lock = threading.Lock()
+        self._build(in_forked_child=False)
+        _LIVE.add(self)
+
+    def _build(self, in_forked_child: bool) -> None:
+        """Create providers, the reader, the steps and the exports (again, in a forked child)."""
+        config = self.config
         self._closed = False
         self._closing = False
         self._session_span: Span = INVALID_SPAN
@@ -84,13 +94,19 @@ class Telemetry:
         self._prom_registry: Any = None
         self._prom_server: Any = None
         self._reader: InMemoryMetricReader | None = None
+        self._final_data: MetricsData | None = None
+        self._export_stats = ExportStats()
         self.logger_provider: Any = None
         self.saved_path: Any = None
         self.meter_provider: MeterProvider | None = None
         self.tracer_provider: TracerProvider | None = None
         self.start_time_ns = config.clock()
         self.end_time_ns: int | None = None
-        self.resource = _resource(config)
+        if in_forked_child:
+            # Resource.create runs detectors on a thread pool, which must not be used right after fork.
+            self.resource = self.resource.merge(Resource({"service.instance.id": str(uuid.uuid4()), "process.pid": os.getpid()}))
+        else:
+            self.resource = _resource(config)
 
         meter = tracer = None
         if self.enabled:
@@ -126,28 +142,45 @@ class Telemetry:
 
         if self.enabled:
             try:
-                self._setup_exports()
+                self._setup_exports(serve_prometheus=not in_forked_child)
             except Exception:
                 self._teardown_exports(timeout_ms=config.export_timeout_ms)
                 raise
-            if config.set_global:
+            if config.set_global and not in_forked_child:
                 self._install_global()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: fresh providers and steps, so nothing the parent recorded is counted twice.
+
+        Locks held by the parent's threads at fork time are not reused; the child's spans still
+        continue the parent's trace through the inherited context, under a session span of its own.
+        Prometheus serving stays with the parent, which owns the port.
+        """
+        if self._closing or not self.enabled:
+            return
+        inherited_session = self._session_span is not INVALID_SPAN
+        self._lock = threading.Lock()
+        self._build(in_forked_child=True)
+        if inherited_session:
+            self.__enter__()
 
     # --- wiring ---------------------------------------------------------------------------
 
-    def _setup_exports(self) -> None:
+    def _setup_exports(self, serve_prometheus: bool = True) -> None:
         cfg = self.config
+        stats = self._export_stats
         if cfg.otlp_endpoint:
             metric_exporter, span_exporter = _otlp_exporters(cfg)
-            self._push_readers.append(PushReader(metric_exporter, self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
+            self._push_readers.append(PushReader(GuardedMetricExporter(metric_exporter, stats), self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-            self.tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter, export_timeout_millis=cfg.export_timeout_ms))  # type: ignore[union-attr]
-            self.logger_provider = _otlp_logger_provider(cfg, self.resource)
+            guarded = GuardedSpanExporter(span_exporter, stats, None)
+            self.tracer_provider.add_span_processor(BatchSpanProcessor(guarded, export_timeout_millis=cfg.export_timeout_ms))  # type: ignore[union-attr]
+            self.logger_provider = _otlp_logger_provider(cfg, self.resource, stats)
         for exporter in cfg.metric_exporters:
-            self._push_readers.append(PushReader(exporter, self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
+            self._push_readers.append(PushReader(GuardedMetricExporter(exporter, stats), self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
         port = cfg.prometheus_port
-        if port is not None:
+        if port is not None and serve_prometheus:
             from prometheus_client import start_http_server
 
             self._prometheus_registry()
@@ -291,8 +324,6 @@ class Telemetry:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    _final_data: MetricsData | None = None
-
     def force_flush(self, timeout_ms: float | None = None) -> bool:
         """Push metrics and spans now; returns False when something did not finish in time."""
         if not self.enabled or self._closed:
@@ -343,6 +374,26 @@ class Telemetry:
         self._teardown_exports(timeout_ms=self.config.export_timeout_ms)
 
     def _teardown_exports(self, timeout_ms: float) -> None:
+        """Flush and stop every exporter, waiting at most ``timeout_ms``; then say what was dropped, once."""
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                self._stop_exports(timeout_ms)
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=work, name="mcp-exec-telemetry-shutdown", daemon=True)
+        worker.start()
+        finished = done.wait(timeout_ms / 1000.0)
+        dropped = self._export_stats.describe()
+        if not finished or dropped:
+            where = self.config.otlp_endpoint or "the configured exporters"
+            what = dropped or "the final export"
+            why = f"did not finish within {timeout_ms:.0f} ms" if not finished else "failed"
+            _logger.warning("mcp-exec-telemetry: export to %s %s; dropped: %s", where, why, what)
+
+    def _stop_exports(self, timeout_ms: float) -> None:
         deadline = time.monotonic() + timeout_ms / 1000.0
 
         def left() -> float:
@@ -408,7 +459,7 @@ def _otlp_exporters(cfg: TelemetryConfig) -> tuple[Any, Any]:
         raise RuntimeError("OTLP export needs the 'otlp' extra: pip install 'mcp-exec-telemetry[otlp]'") from exc
 
 
-def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource) -> Any:
+def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: ExportStats) -> Any:
     """A logger provider exporting log records over OTLP, beside metrics and spans."""
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -425,8 +476,23 @@ def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource) -> Any:
 
         exporter = HttpLogExporter(endpoint=endpoint.rstrip("/") + "/v1/logs", headers=headers, timeout=timeout_s)
     provider = LoggerProvider(resource=resource)
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter, export_timeout_millis=cfg.export_timeout_ms))
+    provider.add_log_record_processor(BatchLogRecordProcessor(guarded_log_exporter(exporter, stats, None), export_timeout_millis=cfg.export_timeout_ms))
     return provider
+
+
+_LIVE: "weakref.WeakSet[Telemetry]" = weakref.WeakSet()
+
+
+def _reset_sessions_in_child() -> None:
+    for tel in list(_LIVE):
+        try:
+            tel._after_fork_in_child()
+        except Exception as exc:  # a forked child must keep running even if telemetry cannot
+            _logger.warning("mcp-exec-telemetry could not reset a session after fork: %r", exc)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_sessions_in_child)
 
 
 def observe(**options: Any) -> Telemetry:

@@ -1,0 +1,121 @@
+"""Wrappers around the exporters a session ships to: scrub what leaves, count what was lost.
+
+Every span, log and metric export goes through one of these wrappers. Each applies the session's
+scrubbing stage (when on) to the outgoing data and counts what the wrapped exporter failed to
+deliver, so that shutdown can say, in one warning, what was dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Sequence
+
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+
+class ExportStats:
+    """What the exporters of a session failed to deliver, by kind."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.spans_dropped = 0
+        self.logs_dropped = 0
+        self.metric_exports_failed = 0
+        self.last_metric_export_ok: bool | None = None
+
+    def add(self, kind: str, n: int) -> None:
+        with self._lock:
+            setattr(self, kind, getattr(self, kind) + n)
+
+    def describe(self) -> str:
+        """A short list of what was dropped, or an empty string when nothing was."""
+        parts = []
+        if self.spans_dropped:
+            parts.append(f"{self.spans_dropped} spans")
+        if self.logs_dropped:
+            parts.append(f"{self.logs_dropped} log records")
+        if self.last_metric_export_ok is False:
+            parts.append("the final metrics export")
+        return ", ".join(parts)
+
+
+class GuardedSpanExporter(SpanExporter):
+    """Scrubs spans before ``inner`` exports them; counts spans it failed to export."""
+
+    def __init__(self, inner: SpanExporter, stats: ExportStats, scrub_span: Callable[[ReadableSpan], ReadableSpan] | None) -> None:
+        self._inner = inner
+        self._stats = stats
+        self._scrub = scrub_span
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            if self._scrub is not None:
+                spans = [self._scrub(s) for s in spans]
+            result = self._inner.export(spans)
+        except Exception:
+            result = SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            self._stats.add("spans_dropped", len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class GuardedMetricExporter(MetricExporter):
+    """Records whether each metrics export to ``inner`` succeeded (data arrives already scrubbed)."""
+
+    def __init__(self, inner: MetricExporter, stats: ExportStats) -> None:
+        super().__init__(
+            preferred_temporality=getattr(inner, "_preferred_temporality", None),
+            preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
+        )
+        self._inner = inner
+        self._stats = stats
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        try:
+            result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        except Exception:
+            result = MetricExportResult.FAILURE
+        ok = result is MetricExportResult.SUCCESS
+        self._stats.last_metric_export_ok = ok
+        if not ok:
+            self._stats.add("metric_exports_failed", 1)
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+def guarded_log_exporter(inner: Any, stats: ExportStats, scrub_log: Callable[[Any], Any] | None) -> Any:
+    """A log exporter that scrubs records before ``inner`` exports them and counts failures."""
+    from opentelemetry.sdk._logs.export import LogRecordExporter
+
+    class _GuardedLogExporter(LogRecordExporter):
+        def export(self, batch: Sequence[Any]) -> Any:
+            try:
+                if scrub_log is not None:
+                    batch = [scrub_log(r) for r in batch]
+                result = inner.export(batch)
+            except Exception:
+                result = None
+            if getattr(result, "name", "") != "SUCCESS":
+                stats.add("logs_dropped", len(batch))
+            return result
+
+        def shutdown(self) -> None:
+            inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return inner.force_flush(timeout_millis) if hasattr(inner, "force_flush") else True
+
+    return _GuardedLogExporter()
