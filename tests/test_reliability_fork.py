@@ -140,12 +140,6 @@ def _history(root: Path) -> tuple[list[dict], list[dict]]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: the child deadlocks in the at-fork reset: _after_fork_in_child -> _build -> _resource -> "
-    "Resource.create -> ThreadPoolExecutor.submit waits on a lock a parent thread held at fork time; "
-    "reusing the parent's Resource in the child makes this test pass",
-)
 @pytest.mark.parametrize("how", ["os.fork", "multiprocessing"])
 def test_a_forked_child_records_into_its_own_providers_and_the_history_stays_consistent(how, tmp_path, monkeypatch):
     root = tmp_path / "history"
