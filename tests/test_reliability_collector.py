@@ -222,12 +222,6 @@ def test_when_the_collector_comes_back_the_next_export_carries_every_recorded_to
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: the warning counts only the spans of failed export calls (measured 512 or 1024 of 5001), "
-    "not those dropped by the full span queue or still queued at the deadline; with a hanging collector "
-    "it does not mention the metrics at all",
-)
 @pytest.mark.parametrize("fault", FAULTS)
 def test_the_warning_counts_every_span_dropped_and_names_the_metrics(fault, caplog):
     """The collector accepted nothing: the one warning must say all 5,001 spans and the metrics were lost."""

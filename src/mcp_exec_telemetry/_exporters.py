@@ -7,11 +7,12 @@ deliver, so that shutdown can say, in one warning, what was dropped.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any, Callable, Sequence
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 
@@ -20,7 +21,8 @@ class ExportStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.spans_dropped = 0
+        self._ended = itertools.count()
+        self.spans_exported = 0
         self.logs_dropped = 0
         self.metric_exports_failed = 0
         self.last_metric_export_ok: bool | None = None
@@ -29,16 +31,48 @@ class ExportStats:
         with self._lock:
             setattr(self, kind, getattr(self, kind) + n)
 
-    def describe(self) -> str:
-        """A short list of what was dropped, or an empty string when nothing was."""
+    def span_ended(self) -> None:
+        next(self._ended)  # atomic under the GIL, no lock on the hot path
+
+    @property
+    def spans_ended(self) -> int:
+        return int(repr(self._ended)[6:-1])
+
+    def describe(self, expect_metrics: bool) -> str:
+        """A short list of what was not delivered, or an empty string when everything was.
+
+        Spans: every span ended on an exporting pipeline but not exported, whether its export
+        failed, the queue was full, or it was still queued at the deadline. Metrics are cumulative,
+        so only the last export matters: it is reported unless it was confirmed.
+        """
         parts = []
-        if self.spans_dropped:
-            parts.append(f"{self.spans_dropped} spans")
+        spans = self.spans_ended - self.spans_exported
+        if spans > 0:
+            parts.append(f"{spans} spans")
         if self.logs_dropped:
             parts.append(f"{self.logs_dropped} log records")
-        if self.last_metric_export_ok is False:
+        if expect_metrics and self.last_metric_export_ok is not True:
             parts.append("the final metrics export")
         return ", ".join(parts)
+
+
+class SpanEndCounter(SpanProcessor):
+    """A span processor that counts ended spans, so shutdown can tell how many never left."""
+
+    def __init__(self, stats: ExportStats) -> None:
+        self._stats = stats
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def on_end(self, span: Any) -> None:
+        self._stats.span_ended()
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
 
 
 class GuardedSpanExporter(SpanExporter):
@@ -56,8 +90,8 @@ class GuardedSpanExporter(SpanExporter):
             result = self._inner.export(spans)
         except Exception:
             result = SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
-            self._stats.add("spans_dropped", len(spans))
+        if result is SpanExportResult.SUCCESS:
+            self._stats.add("spans_exported", len(spans))
         return result
 
     def shutdown(self) -> None:

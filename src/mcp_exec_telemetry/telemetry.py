@@ -30,7 +30,7 @@ from . import summary as _summary
 from ._session import Session
 from ._version import __version__
 from .config import TelemetryConfig
-from ._exporters import ExportStats, GuardedMetricExporter, GuardedSpanExporter, guarded_log_exporter
+from ._exporters import ExportStats, GuardedMetricExporter, GuardedSpanExporter, SpanEndCounter, guarded_log_exporter
 from .derived import with_derived
 from .records import DiscoveryMetrics, ExecutionMetrics, FilteringMetrics, SdkMetrics, SecurityMetrics, SkillMetrics
 from .readers import PushReader, prometheus_bridge
@@ -175,6 +175,7 @@ class Telemetry:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
             guarded = GuardedSpanExporter(span_exporter, stats, None)
+            self.tracer_provider.add_span_processor(SpanEndCounter(stats))  # type: ignore[union-attr]
             self.tracer_provider.add_span_processor(BatchSpanProcessor(guarded, export_timeout_millis=cfg.export_timeout_ms))  # type: ignore[union-attr]
             self.logger_provider = _otlp_logger_provider(cfg, self.resource, stats)
         for exporter in cfg.metric_exporters:
@@ -376,6 +377,8 @@ class Telemetry:
     def _teardown_exports(self, timeout_ms: float) -> None:
         """Flush and stop every exporter, waiting at most ``timeout_ms``; then say what was dropped, once."""
         done = threading.Event()
+        stats = self._export_stats
+        stats.last_metric_export_ok = None  # only the export made at shutdown counts now
 
         def work() -> None:
             try:
@@ -386,7 +389,7 @@ class Telemetry:
         worker = threading.Thread(target=work, name="mcp-exec-telemetry-shutdown", daemon=True)
         worker.start()
         finished = done.wait(timeout_ms / 1000.0)
-        dropped = self._export_stats.describe()
+        dropped = stats.describe(expect_metrics=bool(self._push_readers))
         if not finished or dropped:
             where = self.config.otlp_endpoint or "the configured exporters"
             what = dropped or "the final export"
