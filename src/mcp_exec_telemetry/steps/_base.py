@@ -16,6 +16,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
+from .._buffer import buffer_for
 from ..views import InstrumentSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,8 +36,11 @@ class Step:
         self._s = session
         self._on = session.enabled
         self._attr_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._buf: Any = None
         if self._on:
             self._create_instruments()
+            # Metric records go through the session's per-thread buffer (see _buffer.py).
+            self._buf = buffer_for(session)
 
     def _create_instruments(self) -> None:
         """Create each declared instrument as ``self._<measure>``."""

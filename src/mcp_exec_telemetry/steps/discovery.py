@@ -98,7 +98,7 @@ class DiscoveryStep(Step):
         prev = s.last_query
         if prev_step == "discovery" and prev is not None and not prev.agent_continued_search:
             prev.agent_continued_search = True
-            self._continued_queries.add(1, self._attrs("c", "success" if prev.success else "failure"))  # type: ignore[attr-defined]
+            self._buf.add(self._continued_queries, 1, self._attrs("c", "success" if prev.success else "failure"))  # type: ignore[attr-defined]
 
     def _record(self, keyword: str, level: str, duration_s: float, result_count: int, cache_hit: bool, error_type: str | None, wall_ns: int) -> None:
         if error_type is not None:
@@ -107,9 +107,9 @@ class DiscoveryStep(Step):
             outcome = "success"
         else:
             outcome = "empty"
-        self._duration.record(duration_s, self._attrs("d", level, outcome, error_type))  # type: ignore[attr-defined]
+        self._buf.record(self._duration, duration_s, self._attrs("d", level, outcome, error_type))  # type: ignore[attr-defined]
         if cache_hit:
-            self._cache_hits.add(1, self._attrs("h", level))  # type: ignore[attr-defined]
+            self._buf.add(self._cache_hits, 1, self._attrs("h", level))  # type: ignore[attr-defined]
         s = self._s
         rec = QueryRecord(keyword, level, result_count, duration_s * 1000.0, utc(wall_ns), outcome == "success", cache_hit)
         s.recent_queries.append(rec)
@@ -121,7 +121,7 @@ class DiscoveryStep(Step):
             return
         last = self._s.last_query
         level = last.detail_level if last is not None else DetailLevel.NAME_AND_DESCRIPTION.value
-        self._cache_hits.add(1, self._attrs("h", level))  # type: ignore[attr-defined]
+        self._buf.add(self._cache_hits, 1, self._attrs("h", level))  # type: ignore[attr-defined]
         if last is not None:
             last.cache_hit = True
 

@@ -113,11 +113,11 @@ class ExecutionStep(Step):
         return {"language": key[1]}
 
     def _record(self, language: str, duration_s: float, outcome: str, error_type: str | None, exit_code: int | None, memory_mb: float | None, result_size: int | None, wall_ns: int) -> None:
-        self._duration.record(duration_s, self._attrs("d", language, outcome, error_type))  # type: ignore[attr-defined]
+        self._buf.record(self._duration, duration_s, self._attrs("d", language, outcome, error_type))  # type: ignore[attr-defined]
         if memory_mb is not None:
-            self._memory.record(memory_mb, self._attrs("l", language))  # type: ignore[attr-defined]
+            self._buf.record(self._memory, memory_mb, self._attrs("l", language))  # type: ignore[attr-defined]
         if result_size is not None:
-            self._result_size.record(result_size, self._attrs("l", language))  # type: ignore[attr-defined]
+            self._buf.record(self._result_size, result_size, self._attrs("l", language))  # type: ignore[attr-defined]
         self._s.recent_executions.append(
             ExecutionRecord(language, duration_s * 1000.0, outcome == SUCCESS, exit_code, memory_mb, result_size, utc(wall_ns), outcome == TIMEOUT)
         )
@@ -148,7 +148,7 @@ class ExecutionStep(Step):
         g = self._s.guard
         try:
             value = g.number(memory_mb, "memory_mb")
-            self._memory.record(value, self._attrs("l", language))  # type: ignore[attr-defined]
+            self._buf.record(self._memory, value, self._attrs("l", language))  # type: ignore[attr-defined]
             last = self._s.recent_executions[-1] if self._s.recent_executions else None
             if last is not None and last.memory_used_mb is None:
                 last.memory_used_mb = value
@@ -162,7 +162,7 @@ class ExecutionStep(Step):
         g = self._s.guard
         try:
             value = g.count(size_bytes, "size_bytes")
-            self._result_size.record(value, self._attrs("l", language))  # type: ignore[attr-defined]
+            self._buf.record(self._result_size, value, self._attrs("l", language))  # type: ignore[attr-defined]
             last = self._s.recent_executions[-1] if self._s.recent_executions else None
             if last is not None and last.result_size_bytes is None:
                 last.result_size_bytes = value

@@ -78,10 +78,10 @@ class FilteringStep(Step):
 
     def _record(self, kind: str, input_bytes: int, output_bytes: int, duration_s: float, error_type: str | None, wall_ns: int) -> None:
         outcome = "error" if error_type is not None else "success"
-        self._duration.record(duration_s, self._attrs("d", kind, outcome, error_type))  # type: ignore[attr-defined]
+        self._buf.record(self._duration, duration_s, self._attrs("d", kind, outcome, error_type))  # type: ignore[attr-defined]
         attrs = self._attrs("o", kind)
-        self._input_size.add(input_bytes, attrs)  # type: ignore[attr-defined]
-        self._output_size.add(output_bytes, attrs)  # type: ignore[attr-defined]
+        self._buf.add(self._input_size, input_bytes, attrs)  # type: ignore[attr-defined]
+        self._buf.add(self._output_size, output_bytes, attrs)  # type: ignore[attr-defined]
         saved = int((input_bytes - output_bytes) / self._s.config.bytes_per_token)
         self._s.recent_operations.append(FilteringRecord(kind, input_bytes, output_bytes, duration_s * 1000.0, saved, utc(wall_ns)))
 

@@ -77,11 +77,11 @@ class SdkStep(Step):
 
     def _record(self, duration_s: float, tools: int, ipc_bytes: int, cache_hit: bool, error_type: str | None, wall_ns: int) -> None:
         outcome = "error" if error_type is not None else "success"
-        self._duration.record(duration_s, self._attrs("d", cache_hit, outcome, error_type))  # type: ignore[attr-defined]
+        self._buf.record(self._duration, duration_s, self._attrs("d", cache_hit, outcome, error_type))  # type: ignore[attr-defined]
         if tools:
-            self._tools_included.add(tools)  # type: ignore[attr-defined]
+            self._buf.add(self._tools_included, tools)  # type: ignore[attr-defined]
         if ipc_bytes:
-            self._ipc_handler_size.add(ipc_bytes)  # type: ignore[attr-defined]
+            self._buf.add(self._ipc_handler_size, ipc_bytes)  # type: ignore[attr-defined]
         self._s.recent_generations.append(SdkGenerationRecord(duration_s * 1000.0, tools, ipc_bytes, cache_hit, utc(wall_ns)))
 
     def record(self, generation_time_ms: float, tools_included: int, ipc_handler_size_bytes: int = 0, cache_hit: bool = False) -> None:

@@ -36,7 +36,7 @@ class SecurityStep(Step):
             n = g.count(count, "count")
             self._s.begin("security")
             if n:
-                self._detections.add(n, self._attrs("p", pattern))  # type: ignore[attr-defined]
+                self._buf.add(self._detections, n, self._attrs("p", pattern))  # type: ignore[attr-defined]
         except Exception as exc:
             g.contain(exc, "security.pii_detected")
 
@@ -49,7 +49,7 @@ class SecurityStep(Step):
             n = g.count(n, "n")
             self._s.begin("security")
             if n:
-                self._tokens_created.add(n)  # type: ignore[attr-defined]
+                self._buf.add(self._tokens_created, n)  # type: ignore[attr-defined]
         except Exception as exc:
             g.contain(exc, "security.tokens_created")
 
@@ -66,7 +66,7 @@ class SecurityStep(Step):
             s.begin("security")
             now = s.clock()
             event = AuditEvent(event_type, pattern, utc(now), severity)
-            self._audit_events.add(1, self._attrs("a", event_type, severity))  # type: ignore[attr-defined]
+            self._buf.add(self._audit_events, 1, self._attrs("a", event_type, severity))  # type: ignore[attr-defined]
             s.audit_events.append(event)
             emit_audit_event(s.tracer, event)
         except Exception as exc:

@@ -84,7 +84,7 @@ class SkillsStep(Step):
                     return
                 if len(s.skills) < MAX_TRACKED_SKILLS:
                     s.skills[name] = SkillInfo(language, utc(s.clock()))
-            self._created.add(1, self._attrs("c", language))  # type: ignore[attr-defined]
+            self._buf.add(self._created, 1, self._attrs("c", language))  # type: ignore[attr-defined]
         except Exception as exc:
             g.contain(exc, "skills.save")
 
@@ -99,7 +99,7 @@ class SkillsStep(Step):
             s.begin("skills")
             with s.lock:
                 s.skills.pop(name, None)
-            self._deleted.add(1)  # type: ignore[attr-defined]
+            self._buf.add(self._deleted, 1)  # type: ignore[attr-defined]
         except Exception as exc:
             g.contain(exc, "skills.delete")
 
@@ -114,7 +114,7 @@ class SkillsStep(Step):
 
     def _record(self, name: str, duration_s: float, success: bool, error_type: str | None, wall_ns: int) -> None:
         outcome = "error" if error_type is not None else ("success" if success else "failure")
-        self._duration.record(duration_s, self._attrs("d", name, outcome, error_type))  # type: ignore[attr-defined]
+        self._buf.record(self._duration, duration_s, self._attrs("d", name, outcome, error_type))  # type: ignore[attr-defined]
         s = self._s
         when = utc(wall_ns)
         info = s.skills.get(name)
