@@ -72,8 +72,15 @@ class TelemetryConfig:
     history: bool | str | os.PathLike[str] = True
     """Write the session's summary to the metrics history when it ends: ``True`` uses
     ``MCP_EXEC_METRICS_DIR`` or ``.mcp_exec/metrics``, a path uses that folder, ``False`` writes nothing."""
+    scrub: bool = True
+    """Replace PII values with ``[REDACTED:<type>]`` in everything exported (spans, logs, metrics, resource)."""
+    scrub_allow: tuple[str, ...] = ()
+    """Exact values the scrubbing stage never redacts."""
+    scrub_patterns: Mapping[str, str] | None = None
+    """Extra PII patterns for the scrubbing stage: ``{type: regex}``."""
     span_processors: tuple[Any, ...] = ()
-    """Extra span processors added to this session's tracer provider."""
+    """Extra span processors added to this session's tracer provider; they see spans before scrubbing
+    (use :meth:`Telemetry.add_span_exporter` for scrubbed spans)."""
     metric_exporters: tuple[Any, ...] = ()
     """Extra metric exporters that receive each periodic export, beside OTLP."""
 

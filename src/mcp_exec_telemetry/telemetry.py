@@ -32,6 +32,7 @@ from ._version import __version__
 from .config import TelemetryConfig
 from ._exporters import ExportStats, GuardedMetricExporter, GuardedSpanExporter, SpanEndCounter, guarded_log_exporter
 from .derived import with_derived
+from .scrubbing import TelemetryScrubber
 from .records import DiscoveryMetrics, ExecutionMetrics, FilteringMetrics, SdkMetrics, SecurityMetrics, SkillMetrics
 from .readers import PushReader, prometheus_bridge
 from .steps import ALL_STEPS, DiscoveryStep, ExecutionStep, FilteringStep, SdkStep, SecurityStep, SkillsStep
@@ -45,6 +46,16 @@ DEFAULT_SERVICE_NAME = "mcp-exec-agent"
 SESSION_SPAN_NAME = "session"
 
 DROPPED_SPEC = InstrumentSpec("sdk", "dropped_inputs", "counter", "{input}", "Inputs the telemetry SDK dropped as invalid", ("field", "reason"))
+REDACTIONS_SPEC = InstrumentSpec("sdk", "redactions", "counter", "{value}", "PII values the scrubbing stage replaced before export", ("type",))
+
+
+def _redactions_callback(scrubber: "TelemetryScrubber") -> Any:
+    from opentelemetry.metrics import Observation
+
+    def observe_redactions(options: Any) -> list[Any]:
+        return [Observation(n, {"type": t}) for t, n in sorted(scrubber.redactions.items())]
+
+    return observe_redactions
 
 
 def _resource(cfg: TelemetryConfig) -> Resource:
@@ -102,11 +113,14 @@ class Telemetry:
         self.tracer_provider: TracerProvider | None = None
         self.start_time_ns = config.clock()
         self.end_time_ns: int | None = None
+        self._scrubber = TelemetryScrubber(config.scrub_allow, config.scrub_patterns) if config.scrub else None
         if in_forked_child:
             # Resource.create runs detectors on a thread pool, which must not be used right after fork.
             self.resource = self.resource.merge(Resource({"service.instance.id": str(uuid.uuid4()), "process.pid": os.getpid()}))
         else:
             self.resource = _resource(config)
+        if self._scrubber is not None:
+            self.resource = self._scrubber.resource(self.resource)
 
         meter = tracer = None
         if self.enabled:
@@ -133,6 +147,13 @@ class Telemetry:
         if self.enabled:
             dropped = meter.create_counter(DROPPED_SPEC.name(config.namespace), unit=DROPPED_SPEC.unit, description=DROPPED_SPEC.description)  # type: ignore[union-attr]
             self._session.guard.bind(lambda field, reason: dropped.add(1, {"field": field, "reason": reason}))
+            if self._scrubber is not None:
+                meter.create_observable_counter(  # type: ignore[union-attr]
+                    REDACTIONS_SPEC.name(config.namespace),
+                    callbacks=[_redactions_callback(self._scrubber)],
+                    unit=REDACTIONS_SPEC.unit,
+                    description=REDACTIONS_SPEC.description,
+                )
         self.discovery = DiscoveryStep(self._session)
         self.execution = ExecutionStep(self._session)
         self.sdk = SdkStep(self._session)
@@ -174,10 +195,9 @@ class Telemetry:
             self._push_readers.append(PushReader(GuardedMetricExporter(metric_exporter, stats), self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-            guarded = GuardedSpanExporter(span_exporter, stats, None)
             self.tracer_provider.add_span_processor(SpanEndCounter(stats))  # type: ignore[union-attr]
-            self.tracer_provider.add_span_processor(BatchSpanProcessor(guarded, export_timeout_millis=cfg.export_timeout_ms))  # type: ignore[union-attr]
-            self.logger_provider = _otlp_logger_provider(cfg, self.resource, stats)
+            self.add_span_exporter(span_exporter)
+            self.logger_provider = _otlp_logger_provider(cfg, self.resource, stats, self._scrubber)
         for exporter in cfg.metric_exporters:
             self._push_readers.append(PushReader(GuardedMetricExporter(exporter, stats), self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
         port = cfg.prometheus_port
@@ -186,6 +206,24 @@ class Telemetry:
 
             self._prometheus_registry()
             self._prom_server, _thread = start_http_server(port, addr=cfg.prometheus_host, registry=self._prom_registry)
+
+    def add_span_exporter(self, exporter: Any, batch: bool = True) -> None:
+        """Send this session's spans to ``exporter``, after the scrubbing stage.
+
+        ``batch=True`` exports from a background thread with a bounded queue (what production
+        wants); ``batch=False`` exports synchronously as each span ends (what tests want).
+        """
+        if not self.enabled or self.tracer_provider is None:
+            return
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        scrub = self._scrubber.span if self._scrubber is not None else None
+        guarded = GuardedSpanExporter(exporter, self._export_stats, scrub)
+        if batch:
+            processor: Any = BatchSpanProcessor(guarded, export_timeout_millis=self.config.export_timeout_ms)
+        else:
+            processor = SimpleSpanProcessor(guarded)
+        self.tracer_provider.add_span_processor(processor)
 
     def _prometheus_registry(self) -> Any:
         if self._prom_registry is None:
@@ -249,7 +287,8 @@ class Telemetry:
         if self._closed or self._reader is None:
             return self._final_data
         self._session.flush()
-        return self._reader.get_metrics_data()
+        data = self._reader.get_metrics_data()
+        return self._scrubber.metrics(data) if self._scrubber is not None else data
 
     def metrics_data(self) -> MetricsData | None:
         """A cumulative snapshot of every metric, with the derived series appended."""
@@ -362,8 +401,7 @@ class Telemetry:
         except Exception as exc:
             self._session.guard.contain(exc, "session end")
         try:
-            self._session.flush()
-            self._final_data = self._reader.get_metrics_data() if self._reader is not None else None
+            self._final_data = self._collect()
         except Exception:
             self._final_data = None
         self._closed = True
@@ -462,7 +500,7 @@ def _otlp_exporters(cfg: TelemetryConfig) -> tuple[Any, Any]:
         raise RuntimeError("OTLP export needs the 'otlp' extra: pip install 'mcp-exec-telemetry[otlp]'") from exc
 
 
-def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: ExportStats) -> Any:
+def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: ExportStats, scrubber: "TelemetryScrubber | None") -> Any:
     """A logger provider exporting log records over OTLP, beside metrics and spans."""
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -479,7 +517,7 @@ def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: Expor
 
         exporter = HttpLogExporter(endpoint=endpoint.rstrip("/") + "/v1/logs", headers=headers, timeout=timeout_s)
     provider = LoggerProvider(resource=resource)
-    provider.add_log_record_processor(BatchLogRecordProcessor(guarded_log_exporter(exporter, stats, None), export_timeout_millis=cfg.export_timeout_ms))
+    provider.add_log_record_processor(BatchLogRecordProcessor(guarded_log_exporter(exporter, stats, scrubber.log if scrubber is not None else None), export_timeout_millis=cfg.export_timeout_ms))
     return provider
 
 

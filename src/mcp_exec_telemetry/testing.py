@@ -17,7 +17,6 @@ from typing import Any, Iterator
 
 from opentelemetry.sdk.metrics.export import MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from .telemetry import Telemetry
@@ -68,6 +67,8 @@ def capture(**config: Any) -> Iterator[Capture]:
     exporter = InMemorySpanExporter()
     config.setdefault("strict", True)
     config.setdefault("history", False)
-    config["span_processors"] = (*config.get("span_processors", ()), SimpleSpanProcessor(exporter))
-    with Telemetry(**config) as tel:
+    tel = Telemetry(**config)
+    # Synchronous export through the scrubbing stage: tests see exactly what an exporter would.
+    tel.add_span_exporter(exporter, batch=False)
+    with tel:
         yield Capture(tel, exporter)

@@ -1,0 +1,219 @@
+"""The scrubbing stage: no detected PII value leaves the process in telemetry.
+
+Every export path passes through it: spans (attributes, events, exception messages and stack
+traces, status descriptions, links) on their way to a span exporter; log records to the log
+exporter; metric attributes and resource attributes in every collection, so the summary,
+Prometheus, OTLP and the history files all see the scrubbed values. It matches PII *values*
+(see :mod:`mcp_exec_telemetry.pii`), not field names, and replaces each with
+``[REDACTED:<type>]``. Values without PII come back as the very same objects, and short strings
+are remembered, so the common case costs a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+from typing import Any, Iterable, Mapping
+
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Histogram,
+    Metric,
+    MetricsData,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import Link, Status
+
+from .pii import Scrubber
+
+__all__ = ["TelemetryScrubber"]
+
+_CACHE_LIMIT = 8192
+_CACHE_MAX_LEN = 256
+
+
+class TelemetryScrubber:
+    """Scrubs OpenTelemetry data structures; ``redactions`` counts what it replaced, by type."""
+
+    def __init__(self, allow: Iterable[str] = (), extra_patterns: Mapping[str, str] | None = None) -> None:
+        self._scrubber = Scrubber(allow=allow, extra_patterns=extra_patterns)
+        self._cache: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def redactions(self) -> dict[str, int]:
+        return self._scrubber.redactions
+
+    # --- values -------------------------------------------------------------------------------
+
+    def text(self, value: str) -> str:
+        """``value`` with every PII value replaced; the same object when there is none."""
+        if len(value) <= _CACHE_MAX_LEN:
+            hit = self._cache.get(value)
+            if hit is not None:
+                return hit
+            out = self._scrubber.scrub(value)
+            if out is value and len(self._cache) < _CACHE_LIMIT:
+                # Only clean strings are remembered, so every redaction is counted.
+                self._cache[value] = value
+            return out
+        return self._scrubber.scrub(value)
+
+    def value(self, value: Any) -> Any:
+        """A scrubbed attribute value: strings and sequences of strings; anything else as is."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, (tuple, list)) and value and any(isinstance(v, str) for v in value):
+            out = tuple(self.text(v) if isinstance(v, str) else v for v in value)
+            return value if all(a is b for a, b in zip(out, value)) else out
+        return value
+
+    def attributes(self, attrs: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """Scrubbed attributes (keys and values); the same mapping when nothing changed."""
+        if not attrs:
+            return attrs
+        changed = None
+        for key, val in attrs.items():
+            new_key = self.text(key) if isinstance(key, str) else key
+            new_val = self.value(val)
+            if new_val is not val or new_key is not key:
+                if changed is None:
+                    changed = {}
+                changed[new_key] = new_val
+        if changed is None:
+            return attrs
+        out = {}
+        for key, val in attrs.items():
+            new_key = self.text(key) if isinstance(key, str) else key
+            out[new_key] = changed.get(new_key, val)
+        return out
+
+    # --- OpenTelemetry structures -------------------------------------------------------------
+
+    def resource(self, resource: Resource) -> Resource:
+        attrs = self.attributes(resource.attributes)
+        return resource if attrs is resource.attributes else Resource(dict(attrs or {}), resource.schema_url)
+
+    def span(self, span: ReadableSpan) -> ReadableSpan:
+        """A scrubbed copy of ``span``, or ``span`` itself when it holds no PII."""
+        name = self.text(span.name)
+        attrs = self.attributes(span.attributes)
+        events = []
+        events_changed = False
+        for ev in span.events:
+            ev_name = self.text(ev.name)
+            ev_attrs = self.attributes(ev.attributes)
+            if ev_name is not ev.name or ev_attrs is not ev.attributes:
+                events_changed = True
+                events.append(Event(ev_name, ev_attrs, ev.timestamp))
+            else:
+                events.append(ev)
+        links = []
+        links_changed = False
+        for link in span.links:
+            link_attrs = self.attributes(link.attributes)
+            if link_attrs is not link.attributes:
+                links_changed = True
+                links.append(Link(link.context, link_attrs))
+            else:
+                links.append(link)
+        status = span.status
+        if status.description:
+            desc = self.text(status.description)
+            if desc is not status.description:
+                status = Status(status.status_code, desc)
+        resource = self.resource(span.resource) if span.resource is not None else None
+        if (
+            name is span.name
+            and attrs is span.attributes
+            and not events_changed
+            and not links_changed
+            and status is span.status
+            and resource is span.resource
+        ):
+            return span
+        return ReadableSpan(
+            name=name,
+            context=span.context,
+            parent=span.parent,
+            resource=resource,
+            attributes=attrs,
+            events=events,
+            links=links,
+            kind=span.kind,
+            status=status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def log(self, record: Any) -> Any:
+        """A scrubbed copy of a ``ReadableLogRecord`` (body, attributes, resource)."""
+        lr = record.log_record
+        body = lr.body
+        new_body = self.text(body) if isinstance(body, str) else body
+        attrs = self.attributes(lr.attributes)
+        resource = self.resource(record.resource) if record.resource is not None else None
+        if new_body is body and attrs is lr.attributes and resource is record.resource:
+            return record
+        new_lr = copy.copy(lr)
+        new_lr.body = new_body
+        new_lr.attributes = attrs
+        return dataclasses.replace(record, log_record=new_lr, resource=resource)
+
+    def metrics(self, data: MetricsData | None) -> MetricsData | None:
+        """Metrics with scrubbed data-point and resource attributes; ``data`` itself when clean."""
+        if data is None:
+            return None
+        changed = False
+        resource_metrics = []
+        for rm in data.resource_metrics:
+            resource = self.resource(rm.resource)
+            scopes = []
+            rm_changed = resource is not rm.resource
+            for sm in rm.scope_metrics:
+                metrics = []
+                sm_changed = False
+                for metric in sm.metrics:
+                    new_metric = self._metric(metric)
+                    sm_changed |= new_metric is not metric
+                    metrics.append(new_metric)
+                if sm_changed:
+                    rm_changed = True
+                    scopes.append(ScopeMetrics(scope=sm.scope, metrics=metrics, schema_url=sm.schema_url))
+                else:
+                    scopes.append(sm)
+            if rm_changed:
+                changed = True
+                resource_metrics.append(ResourceMetrics(resource=resource, scope_metrics=scopes, schema_url=rm.schema_url))
+            else:
+                resource_metrics.append(rm)
+        return MetricsData(resource_metrics=resource_metrics) if changed else data
+
+    def _metric(self, metric: Metric) -> Metric:
+        points = []
+        changed = False
+        for p in metric.data.data_points:
+            attrs = self.attributes(p.attributes)
+            if attrs is not p.attributes:
+                changed = True
+                points.append(dataclasses.replace(p, attributes=attrs))
+            else:
+                points.append(p)
+        if not changed:
+            return metric
+        data = metric.data
+        if isinstance(data, Sum):
+            new_data: Any = Sum(data_points=points, aggregation_temporality=data.aggregation_temporality, is_monotonic=data.is_monotonic)
+        elif isinstance(data, Histogram):
+            new_data = Histogram(data_points=points, aggregation_temporality=data.aggregation_temporality)
+        elif isinstance(data, Gauge):
+            new_data = Gauge(data_points=points)
+        else:
+            new_data = dataclasses.replace(data, data_points=points)
+        return Metric(name=metric.name, description=metric.description, unit=metric.unit, data=new_data)
