@@ -119,3 +119,19 @@ def test_design_prometheus_series_for_the_example(fake_clock):
             buckets[s.labels["le"]] = buckets.get(s.labels["le"], 0) + s.value
     assert (buckets["0.1"], buckets["0.5"], buckets["1.0"], buckets["+Inf"]) == (1, 2, 5, 8)
     m.shutdown()
+
+
+def test_summary_carries_the_counts_that_history_needs_to_aggregate_exactly(telemetry_capture):
+    tel = telemetry_capture.telemetry
+    for count in (2, 0, 1):
+        with tel.discovery.search("k") as q:
+            q.set_results(count)
+        tel.security.audit("tokenized", "email")
+    with tel.execution.run("python3") as ex:
+        ex.set_result(0, memory_mb=10)
+    with tel.execution.run("python3") as ex:
+        ex.set_result(0)
+    s = telemetry_capture.summary()
+    assert s["discovery"]["hits"] == 2
+    assert s["execution"]["memory_samples"] == 1
+    assert s["security"]["audit_event_types"] == {"tokenized": 3}

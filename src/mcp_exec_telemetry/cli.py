@@ -322,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
+    sub.add_parser("demo", help="run the scripted demo agent against a real MCP server (see 'demo --help')", add_help=False)
     p = sub.add_parser("report", parents=[common], help="JSON, CSV or line protocol for a session, a day or a range",
                        description="Print a session's summary or the aggregate of a day or range as JSON, or one row per session as CSV or InfluxDB line protocol.")
     _selectors(p)
@@ -380,6 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
     logging.getLogger("mcp_exec_telemetry").addHandler(logging.NullHandler())  # problems are printed below instead
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["demo"]:
+        # The demo has its own options (it needs the 'mcp' extra); it parses them itself.
+        from .integrations.demo import main as demo_main
+
+        return demo_main(args_list[1:])
+    argv = args_list
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -239,13 +239,13 @@ def _session_doc(summary: Mapping[str, Any], day: date, number: int) -> dict[str
 def _counts(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The counts a session summary implies but does not list, needed to aggregate it exactly.
 
-    ``discovery_hits`` (queries that found tools and were not followed by another search) is
-    ``hit_rate * total_queries``, exact since the rate has 6 digits. Memory samples are only in
-    the summary when the core reports ``memory_samples``; otherwise each execution counts as one.
+    ``discovery_hits`` (queries that found tools and were not followed by another search) comes
+    from the summary's ``hits`` (older files: ``hit_rate * total_queries``). Memory samples come
+    from ``memory_samples`` (older files: each execution counts as one).
     """
     d = summary.get("discovery", {})
     e = summary.get("execution", {})
-    hits = int(round(float(d.get("hit_rate", 0.0)) * int(d.get("total_queries", 0))))
+    hits = int(d["hits"]) if "hits" in d else int(round(float(d.get("hit_rate", 0.0)) * int(d.get("total_queries", 0))))
     avg_mem = float(e.get("memory_avg_mb", 0.0))
     samples = int(e["memory_samples"]) if "memory_samples" in e else (int(e.get("total_executions", 0)) if avg_mem else 0)
     return {"sessions": 1, "discovery_hits": hits, "memory_samples": samples, "memory_total_mb": round(avg_mem * samples, 3)}

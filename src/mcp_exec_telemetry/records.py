@@ -113,6 +113,8 @@ class DiscoveryMetrics:
     successful_queries: int = 0
     failed_queries: int = 0
     continued_queries: int = 0
+    hits: int = 0
+    """Queries that were successful and not continued: the hit rate's numerator."""
     total_time_ms: float = 0.0
     avg_response_time_ms: float = 0.0
     detail_level_distribution: dict[str, int] = field(default_factory=dict)
@@ -133,6 +135,7 @@ class ExecutionMetrics:
     language_distribution: dict[str, int] = field(default_factory=dict)
     memory_peak_mb: float = 0.0
     memory_avg_mb: float = 0.0
+    memory_samples: int = 0
     sdk_generation_time_ms: float = 0.0
     duration_buckets_ms: dict[str, int] = field(default_factory=dict)
     """Executions per duration bucket, keyed by upper bound in ms ("+Inf" last); not cumulative."""
@@ -197,4 +200,5 @@ class SecurityMetrics:
     pattern_distribution: dict[str, int] = field(default_factory=dict)
     tokens_created: int = 0
     audit_event_count: int = 0
+    audit_event_types: dict[str, int] = field(default_factory=dict)
     audit_events: list[AuditEvent] = field(default_factory=list)

@@ -131,6 +131,7 @@ def discovery(p: Points, s: "Session | None") -> DiscoveryMetrics:
         total_time_ms=_r(time_ms, 3),
         avg_response_time_ms=_r(ratio(time_ms, total), 3),
         detail_level_distribution=p.split("discovery.duration", "detail_level"),
+        hits=ok - continued_ok,
         hit_rate=_r(ratio(ok - continued_ok, total)),
         cache_hits=p.count("discovery.cache_hits"),
         recent_queries=list(s.recent_queries) if s else [],
@@ -153,6 +154,7 @@ def execution(p: Points, s: "Session | None") -> ExecutionMetrics:
         language_distribution=p.split("execution.duration", "language"),
         memory_peak_mb=_r(p.hmax("execution.memory"), 3),
         memory_avg_mb=_r(ratio(p.hsum("execution.memory"), mem_n), 3),
+        memory_samples=mem_n,
         sdk_generation_time_ms=_r(p.hsum("sdk.duration") * 1000.0, 3),
         duration_buckets_ms=p.buckets("execution.duration"),
         recent_executions=list(s.recent_executions) if s else [],
@@ -248,6 +250,7 @@ def security(p: Points, s: "Session | None") -> SecurityMetrics:
         pattern_distribution=p.split("pii.detections", "pattern"),
         tokens_created=p.count("security.tokens_created"),
         audit_event_count=p.count("security.audit_events"),
+        audit_event_types=p.split("security.audit_events", "event_type"),
         audit_events=list(s.audit_events) if s else [],
     )
 
@@ -270,6 +273,7 @@ def summary_json(p: Points, s: "Session | None", *, bytes_per_token: float, star
             "successful_queries": d.successful_queries,
             "failed_queries": d.failed_queries,
             "continued_queries": d.continued_queries,
+            "hits": d.hits,
             "hit_rate": d.hit_rate,
             "avg_response_time_ms": d.avg_response_time_ms,
             "total_time_ms": d.total_time_ms,
@@ -287,6 +291,7 @@ def summary_json(p: Points, s: "Session | None", *, bytes_per_token: float, star
             "timeouts": e.timeouts,
             "memory_peak_mb": e.memory_peak_mb,
             "memory_avg_mb": e.memory_avg_mb,
+            "memory_samples": e.memory_samples,
             "duration_buckets_ms": e.duration_buckets_ms,
         },
         "sdk": {
@@ -326,5 +331,6 @@ def summary_json(p: Points, s: "Session | None", *, bytes_per_token: float, star
             "patterns": sec.pattern_distribution,
             "tokens_created": sec.tokens_created,
             "audit_events": sec.audit_event_count,
+            "audit_event_types": sec.audit_event_types,
         },
     }
