@@ -72,7 +72,13 @@ class MetricsCollector:
     def record_execution_complete(self, duration_ms: float, success: bool, exit_code: int | None = None) -> None:
         """Complete the pending execution; ``success`` False is a failed execution."""
         language = self._pop_language()
-        outcome = SUCCESS if success is True else FAILURE
+        g = self.telemetry.execution._s.guard
+        try:
+            success = g.flag(success, "success")
+        except Exception as exc:
+            g.contain(exc, "record_execution_complete")
+            return
+        outcome = SUCCESS if success else FAILURE
         if exit_code is None:
             exit_code = 0 if success is True else None
         self.telemetry.execution.record(language, duration_ms, outcome, exit_code)
