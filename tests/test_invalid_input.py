@@ -59,7 +59,7 @@ def test_default_mode_drops_counts_and_logs_once_per_kind(caplog):
         assert tel.get_discovery_metrics().total_queries == 1
         assert tel.get_execution_metrics().total_executions == 0
         dropped = _dropped(tel)
-    assert dropped[("duration_ms", "must be finite and >= 0")] == 4
+    assert dropped[("duration_ms", "must be finite, >= 0 and at most 1e12 ms")] == 4
     assert dropped[("language", "must be a str, got int")] == 1
     assert dropped[("detail_level", "must be one of name-only, name-and-description, full")] == 1
     messages = [r.getMessage() for r in caplog.records if "duration_ms" in r.getMessage()]

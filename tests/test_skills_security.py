@@ -41,12 +41,15 @@ def test_skill_names_beyond_the_cardinality_limit_fold_into_overflow_with_exact_
     with capture(cardinality_limit=5) as cap:
         tel = cap.telemetry
         for i in range(20):
-            tel.skills.record(f"skill_{i}", 1)
+            tel.skills.record(f"skill_{i}", 1, success=i % 2 == 0)
         points = cap.metric_points("skills.duration")
-        assert len(points) == 5 + 1  # five skills kept, plus the overflow series
-        assert any(p.attributes.get("otel.metric.overflow") for p in points)
+        kept = {p.attributes["skill.name"] for p in points if "skill.name" in p.attributes}
+        assert kept == {f"skill_{i}" for i in range(5)}
+        overflow = {p.attributes["outcome"]: p.count for p in points if p.attributes.get("otel.metric.overflow")}
+        assert overflow == {"success": 7, "failure": 8}  # the outcome survives the overflow
         assert sum(p.count for p in points) == 20
         assert cap.summary()["skills"]["executions"] == 20
+        assert cap.summary()["skills"]["successful_executions"] == 10
 
 
 def test_pii_detections_by_pattern_and_tokens(telemetry_capture):

@@ -21,6 +21,7 @@ _LABEL_RE = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,63}")
 # Skill names are open-ended but identifier-like; the cardinality limit bounds how many we keep.
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-:/]{0,127}")
 _MAX_COUNT = 2**63 - 1
+_MAX_DURATION_MS = 1e12
 _MAX_TEXT = 4096
 
 OTHER = "other"
@@ -81,19 +82,14 @@ class Guard:
     # --- checks: each returns the clean value or raises Dropped -------------------------------
 
     def duration_ms(self, value: Any, field: str) -> float:
-        """A duration in milliseconds: a finite, non-negative real number."""
+        """A duration in milliseconds: a real number from 0 to 1e12 (about 31 years)."""
         t = type(value)
-        if t is int and 0 <= value <= _MAX_COUNT:
+        if (t is float or t is int) and 0 <= value <= _MAX_DURATION_MS:  # NaN fails the comparison
             return float(value)
-        if t is float and value >= 0.0 and value != math.inf:  # NaN fails the comparison
-            return value
         if t is not bool and isinstance(value, (int, float)):
-            if isinstance(value, int):
-                if 0 <= value <= _MAX_COUNT:
-                    return float(value)
-            elif math.isfinite(value) and value >= 0:
+            if 0 <= value <= _MAX_DURATION_MS:
                 return float(value)
-            raise self.reject(field, "must be finite and >= 0")
+            raise self.reject(field, "must be finite, >= 0 and at most 1e12 ms")
         raise self.reject(field, f"must be a number, got {t.__name__}")
 
     def count(self, value: Any, field: str) -> int:

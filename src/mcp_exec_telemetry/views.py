@@ -46,7 +46,8 @@ class InstrumentSpec:
     attributes: tuple[str, ...] = ()
     boundaries: tuple[float, ...] | None = None
     open_attributes: bool = False
-    """True when an attribute is open-ended (skill names): the cardinality limit applies."""
+    """True when an attribute is open-ended (skill names): the step keeps at most the session's
+    cardinality limit of distinct values and folds the rest into ``otel.metric.overflow``."""
 
     def name(self, namespace: str) -> str:
         return f"{namespace}.{self.group}.{self.measure}"
@@ -63,7 +64,9 @@ def build_views(namespace: str, specs: Iterable[InstrumentSpec], cardinality_lim
                 instrument_name=spec.name(namespace),
                 attribute_keys=set(spec.attributes),
                 aggregation=aggregation,
-                aggregation_cardinality_limit=cardinality_limit if spec.open_attributes else None,
+                # Steps fold open-ended values past the limit themselves (keeping the outcome); the
+                # SDK's limit is a backstop for the combinations of kept names and outcomes.
+                aggregation_cardinality_limit=cardinality_limit * 8 if spec.open_attributes else None,
             )
         )
     return views

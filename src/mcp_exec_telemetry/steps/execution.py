@@ -17,6 +17,7 @@ from ..views import EXECUTION_BUCKETS_S, MEMORY_BUCKETS_MIB, SIZE_BUCKETS_BY, In
 from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step
 
 SUCCESS, FAILURE, TIMEOUT, ERROR = "success", "failure", "timeout", "error"
+OUTCOMES = frozenset((SUCCESS, FAILURE, TIMEOUT, ERROR))
 
 
 class RunOperation(Operation):
@@ -129,6 +130,8 @@ class ExecutionStep(Step):
         g = self._s.guard
         try:
             language = g.label(language, "language")
+            if not isinstance(outcome, str) or outcome not in OUTCOMES:
+                raise g.reject("outcome", "must be one of success, failure, timeout, error")
             duration_s = g.duration_ms(duration_ms, "duration_ms") / 1000.0
             if exit_code is not None:
                 exit_code = g.exit_code(exit_code, "exit_code")
@@ -148,6 +151,7 @@ class ExecutionStep(Step):
         g = self._s.guard
         try:
             value = g.number(memory_mb, "memory_mb")
+            language = g.label(language, "language")
             self._buf.record(self._memory, value, self._attrs("l", language))  # type: ignore[attr-defined]
             last = self._s.recent_executions[-1] if self._s.recent_executions else None
             if last is not None and last.memory_used_mb is None:
@@ -162,6 +166,7 @@ class ExecutionStep(Step):
         g = self._s.guard
         try:
             value = g.count(size_bytes, "size_bytes")
+            language = g.label(language, "language")
             self._buf.record(self._result_size, value, self._attrs("l", language))  # type: ignore[attr-defined]
             last = self._s.recent_executions[-1] if self._s.recent_executions else None
             if last is not None and last.result_size_bytes is None:

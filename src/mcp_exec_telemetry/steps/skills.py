@@ -15,6 +15,7 @@ from ..views import EXECUTION_BUCKETS_S, InstrumentSpec
 from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step
 
 SKILL_NAME = "skill.name"
+OVERFLOW = "otel.metric.overflow"
 
 
 class SkillRunOperation(Operation):
@@ -51,10 +52,15 @@ class SkillsStep(Step):
 
     name = "skills"
     SPECS = (
-        InstrumentSpec("skills", "duration", "histogram", "s", "Duration of skill runs; its count per skill and outcome is the run count", (SKILL_NAME, "outcome", ERROR_TYPE), EXECUTION_BUCKETS_S, open_attributes=True),
+        InstrumentSpec("skills", "duration", "histogram", "s", "Duration of skill runs; its count per skill and outcome is the run count", (SKILL_NAME, "outcome", ERROR_TYPE, OVERFLOW), EXECUTION_BUCKETS_S, open_attributes=True),
         InstrumentSpec("skills", "created", "counter", "{skill}", "Skills saved", ("language",)),
         InstrumentSpec("skills", "deleted", "counter", "{skill}", "Skills deleted"),
     )
+
+    def __init__(self, session: Any) -> None:
+        super().__init__(session)
+        self._names: set[str] = set()
+        """Skill names with series of their own; bounded by the session's cardinality limit."""
 
     def run(self, name: str) -> SkillRunOperation | NoopOperation:
         """Time one run of the saved skill ``name``."""
@@ -104,9 +110,9 @@ class SkillsStep(Step):
             g.contain(exc, "skills.delete")
 
     def _build_attrs(self, *key: Any) -> dict[str, Any]:
-        if key[0] == "d":
+        if key[0] in ("d", "o"):
             _, name, outcome, error_type = key
-            attrs = {SKILL_NAME: name, "outcome": outcome}
+            attrs: dict[str, Any] = {SKILL_NAME: name, "outcome": outcome} if key[0] == "d" else {OVERFLOW: True, "outcome": outcome}
             if error_type is not None:
                 attrs[ERROR_TYPE] = error_type
             return attrs
@@ -114,7 +120,14 @@ class SkillsStep(Step):
 
     def _record(self, name: str, duration_s: float, success: bool, error_type: str | None, wall_ns: int) -> None:
         outcome = "error" if error_type is not None else ("success" if success else "failure")
-        self._buf.record(self._duration, duration_s, self._attrs("d", name, outcome, error_type))  # type: ignore[attr-defined]
+        names = self._names
+        if name in names or (len(names) < self._s.config.cardinality_limit and not names.add(name)):
+            attrs = self._attrs("d", name, outcome, error_type)
+        else:
+            # Past the limit of skill names: fold into the overflow series, keeping the outcome,
+            # so success counts stay exact (the SDK's own overflow would drop every attribute).
+            attrs = self._attrs("o", None, outcome, error_type)
+        self._buf.record(self._duration, duration_s, attrs)  # type: ignore[attr-defined]
         s = self._s
         when = utc(wall_ns)
         info = s.skills.get(name)
