@@ -60,6 +60,8 @@ def simulate_session(root: Path, start: datetime, variant: int) -> Path:
                 tel.skills.record(name, 40.0, True)
         tel.security.pii_detected("email", 2)
         tel.security.pii_detected("api_key", 1 + variant % 2)
+        tel.security.pii_tokenized("email", 2)
+        tel.security.pii_tokenized("api_key", 1)  # one api_key slips through in odd variants
         tel.security.tokens_created(3)
         tel.security.audit("tokenized", "email", "info")
         clock.advance(30_000)

@@ -101,3 +101,22 @@ def test_audit_buffer_keeps_the_last_hundred_events_while_the_counter_keeps_all(
     sec = tel.get_security_metrics()
     assert len(sec.audit_events) == 100
     assert sec.audit_event_count == 150
+
+
+def test_protection_rate_is_tokenized_detections_over_detections(telemetry_capture):
+    tel = telemetry_capture.telemetry
+    tel.security.pii_detected("email", 4)
+    tel.security.pii_tokenized("email", 3)  # one value reached the model untokenized
+    sec = telemetry_capture.summary()["security"]
+    assert (sec["pii_detected"], sec["tokenized_detections"], sec["protection_rate"]) == (4, 3, 0.75)
+
+
+def test_the_tokenizer_reports_every_detection_as_tokenized(telemetry_capture):
+    from mcp_exec_telemetry.pii import PiiTokenizer
+
+    tok = PiiTokenizer(telemetry=telemetry_capture.telemetry)
+    text, _ = tok.tokenize("mail jane@example.com and jane@example.com, card 4111 1111 1111 1111")
+    assert "jane@example.com" not in text
+    sec = telemetry_capture.summary()["security"]
+    assert sec["patterns"] == {"credit_card": 1, "email": 2}
+    assert (sec["tokenized_detections"], sec["tokens_created"], sec["protection_rate"]) == (3, 2, 1.0)

@@ -11,9 +11,9 @@ Checks and their default thresholds (:class:`Thresholds`):
 - ``slow_execution``: ``execution.avg_duration_ms`` > 2000 (critical beyond twice that)
 - ``underutilized_skill``: a skill's share of all skill executions < 0.1
 - ``low_pii_protection``: ``security.pii_protection_rate`` < 0.95, where the protection rate is
-  tokens created / PII values detected (capped at 1): the share of detections that were replaced
-  by a token before the model saw them. A tokenizer that gives a repeated value one token makes
-  this rate look lower than it is; the recommendation says so.
+  detections replaced by a token / PII values detected (``security.tokenized_detections``, which
+  the tokenizer reports per detection). Summaries written before that count existed fall back to
+  tokens created / detections, capped at 1.
 - ``high_timeout_rate``: ``execution.timeout_rate`` (timeouts / executions) > 0.05
 - ``filtering_grows_data``: ``filtering.avg_reduction_ratio`` < 0 (output larger than input)
 
@@ -76,11 +76,13 @@ def _fmt(x: float) -> str:
 
 
 def pii_protection_rate(summary: Mapping[str, Any]) -> float | None:
-    """Tokens created / PII detections, capped at 1; None when nothing was detected."""
+    """Tokenized detections / PII detections; None when nothing was detected."""
     sec = summary.get("security", {})
     detected = int(sec.get("pii_detected", 0))
     if not detected:
         return None
+    if "tokenized_detections" in sec:
+        return min(1.0, int(sec["tokenized_detections"]) / detected)
     return min(1.0, int(sec.get("tokens_created", 0)) / detected)
 
 

@@ -142,7 +142,7 @@ def render(
     else:
         kpi("Skill Reuse Ratio", "n/a", _DIM, "(no skills saved)")
     detected = int(sec.get("pii_detected", 0))
-    tokens = int(sec.get("tokens_created", 0))
+    tokens = int(sec.get("tokenized_detections", sec.get("tokens_created", 0)))
     protected = detected == 0 or tokens >= 0.95 * detected
     kpi("PII Detection", f"{detected:,} found, {tokens:,} tokenized", "" if protected else _RED)
     rule()

@@ -449,7 +449,7 @@ _SUM_FIELDS: dict[str, tuple[str, ...]] = {
     "sdk": ("total_generations", "failed_generations", "total_generation_time_ms", "tools_included", "ipc_handler_size_bytes", "cache_hits"),
     "filtering": ("total_operations", "failed_operations", "estimated_tokens_saved", "total_input_bytes", "total_output_bytes"),
     "skills": ("total_skills", "active_skills", "deleted_skills", "executions", "successful_executions"),
-    "security": ("pii_detected", "tokens_created", "audit_events"),
+    "security": ("pii_detected", "tokens_created", "tokenized_detections", "audit_events"),
 }
 _MAP_FIELDS: dict[str, tuple[str, ...]] = {
     "discovery": ("detail_levels",),
@@ -593,6 +593,8 @@ def aggregate(docs: Iterable[Mapping[str, Any] | SessionRecord]) -> dict[str, An
             "pii_detected": s["pii_detected"],
             "patterns": dict(sorted(maps["security"]["patterns"].items())),
             "tokens_created": s["tokens_created"],
+            "tokenized_detections": s["tokenized_detections"],
+            "protection_rate": r6(_ratio(s["tokenized_detections"], s["pii_detected"])),
             "audit_events": s["audit_events"],
         },
         "counts": counts,

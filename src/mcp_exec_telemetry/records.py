@@ -199,6 +199,8 @@ class SecurityMetrics:
     pii_detections: int = 0
     pattern_distribution: dict[str, int] = field(default_factory=dict)
     tokens_created: int = 0
+    tokenized_detections: int = 0
+    """Detections replaced by a token; / pii_detections is the protection rate."""
     audit_event_count: int = 0
     audit_event_types: dict[str, int] = field(default_factory=dict)
     audit_events: list[AuditEvent] = field(default_factory=list)

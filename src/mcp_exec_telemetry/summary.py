@@ -118,7 +118,7 @@ def _is(key: str, value: Any) -> Callable[[dict], bool]:
     return lambda a: a.get(key) == value
 
 
-def discovery(p: Points, s: "Session | None") -> DiscoveryMetrics:
+def discovery(p: Points, s: "Session | None", recent: bool = True) -> DiscoveryMetrics:
     total = p.count("discovery.duration")
     ok = p.count("discovery.duration", _is("outcome", "success"))
     continued_ok = p.count("discovery.continued_queries", _is("outcome", "success"))
@@ -134,11 +134,11 @@ def discovery(p: Points, s: "Session | None") -> DiscoveryMetrics:
         hits=ok - continued_ok,
         hit_rate=_r(ratio(ok - continued_ok, total)),
         cache_hits=p.count("discovery.cache_hits"),
-        recent_queries=list(s.recent_queries) if s else [],
+        recent_queries=list(s.recent_queries) if s and recent else [],
     )
 
 
-def execution(p: Points, s: "Session | None") -> ExecutionMetrics:
+def execution(p: Points, s: "Session | None", recent: bool = True) -> ExecutionMetrics:
     total = p.count("execution.duration")
     ok = p.count("execution.duration", _is("outcome", "success"))
     time_ms = p.hsum("execution.duration") * 1000.0
@@ -157,11 +157,11 @@ def execution(p: Points, s: "Session | None") -> ExecutionMetrics:
         memory_samples=mem_n,
         sdk_generation_time_ms=_r(p.hsum("sdk.duration") * 1000.0, 3),
         duration_buckets_ms=p.buckets("execution.duration"),
-        recent_executions=list(s.recent_executions) if s else [],
+        recent_executions=list(s.recent_executions) if s and recent else [],
     )
 
 
-def sdk(p: Points, s: "Session | None") -> SdkMetrics:
+def sdk(p: Points, s: "Session | None", recent: bool = True) -> SdkMetrics:
     total = p.count("sdk.duration")
     time_ms = p.hsum("sdk.duration") * 1000.0
     hits = p.count("sdk.duration", _is("cache_hit", True))
@@ -178,11 +178,11 @@ def sdk(p: Points, s: "Session | None") -> SdkMetrics:
         avg_ipc_handler_size_bytes=_r(ratio(ipc, total), 3),
         cache_hits=hits,
         cache_utilization=_r(ratio(hits, total)),
-        recent_generations=list(s.recent_generations) if s else [],
+        recent_generations=list(s.recent_generations) if s and recent else [],
     )
 
 
-def filtering(p: Points, s: "Session | None", bytes_per_token: float) -> FilteringMetrics:
+def filtering(p: Points, s: "Session | None", bytes_per_token: float, recent: bool = True) -> FilteringMetrics:
     inp = p.count("filtering.input_size")
     out = p.count("filtering.output_size")
     return FilteringMetrics(
@@ -194,11 +194,11 @@ def filtering(p: Points, s: "Session | None", bytes_per_token: float) -> Filteri
         avg_reduction_ratio=_r(1.0 - out / inp if inp else 0.0),
         context_tokens_saved=int((inp - out) / bytes_per_token),
         total_duration_ms=_r(p.hsum("filtering.duration") * 1000.0, 3),
-        recent_operations=list(s.recent_operations) if s else [],
+        recent_operations=list(s.recent_operations) if s and recent else [],
     )
 
 
-def skills(p: Points, s: "Session | None") -> SkillMetrics:
+def skills(p: Points, s: "Session | None", recent: bool = True) -> SkillMetrics:
     created = p.count("skills.created")
     deleted = p.count("skills.deleted")
     active = max(0, created - deleted)
@@ -217,7 +217,7 @@ def skills(p: Points, s: "Session | None") -> SkillMetrics:
         if pt.attributes.get("outcome") == "success":
             st.success_count += pt.count
         st.total_duration_ms += pt.sum * 1000.0
-    if s is not None:
+    if s is not None and recent:  # metadata (language, created, last used) is for get_skill_metrics()
         for name, info in list(s.skills.items()):
             st = stats.get(name)
             if st is None:
@@ -240,29 +240,31 @@ def skills(p: Points, s: "Session | None") -> SkillMetrics:
         successful_executions=p.count("skills.duration", _is("outcome", "success")),
         skill_stats=dict(sorted(stats.items(), key=lambda kv: (-kv[1].execution_count, kv[0]))),
         reuse_ratio=_r(ratio(runs, active)),
-        recent_skill_usage=list(s.recent_skill_usage) if s else [],
+        recent_skill_usage=list(s.recent_skill_usage) if s and recent else [],
     )
 
 
-def security(p: Points, s: "Session | None") -> SecurityMetrics:
+def security(p: Points, s: "Session | None", recent: bool = True) -> SecurityMetrics:
     return SecurityMetrics(
         pii_detections=p.count("pii.detections"),
         pattern_distribution=p.split("pii.detections", "pattern"),
         tokens_created=p.count("security.tokens_created"),
+        tokenized_detections=p.count("security.tokenized"),
         audit_event_count=p.count("security.audit_events"),
         audit_event_types=p.split("security.audit_events", "event_type"),
-        audit_events=list(s.audit_events) if s else [],
+        audit_events=list(s.audit_events) if s and recent else [],
     )
 
 
 def summary_json(p: Points, s: "Session | None", *, bytes_per_token: float, start_ns: int, end_ns: int, service_name: str, top_skills: int = 10) -> dict[str, Any]:
     """The design's JSON export, plus the fields the dashboard and the history need."""
-    d = discovery(p, s)
-    e = execution(p, s)
-    g = sdk(p, s)
-    f = filtering(p, s, bytes_per_token)
-    k = skills(p, s)
-    sec = security(p, s)
+    # The JSON holds no recent records: skip copying the buffers.
+    d = discovery(p, s, recent=False)
+    e = execution(p, s, recent=False)
+    g = sdk(p, s, recent=False)
+    f = filtering(p, s, bytes_per_token, recent=False)
+    k = skills(p, s, recent=False)
+    sec = security(p, s, recent=False)
     return {
         "timestamp": utc(end_ns).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "start_time": utc(start_ns).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -330,6 +332,8 @@ def summary_json(p: Points, s: "Session | None", *, bytes_per_token: float, star
             "pii_detected": sec.pii_detections,
             "patterns": sec.pattern_distribution,
             "tokens_created": sec.tokens_created,
+            "tokenized_detections": sec.tokenized_detections,
+            "protection_rate": _r(ratio(sec.tokenized_detections, sec.pii_detections)),
             "audit_events": sec.audit_event_count,
             "audit_event_types": sec.audit_event_types,
         },

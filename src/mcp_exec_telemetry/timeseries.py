@@ -410,4 +410,4 @@ class HistoryCollector:
         yield counter("security_audit_events", "Security audit events", s["audit_events"])
         rate = pii_protection_rate(agg)
         if rate is not None:
-            yield gauge("pii_protection_rate", "Tokens created / PII values detected, at most 1", rate)
+            yield gauge("pii_protection_rate", "Detections replaced by tokens / PII values detected", rate)

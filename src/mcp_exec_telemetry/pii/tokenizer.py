@@ -170,9 +170,12 @@ class PiiTokenizer:
         per_type = Counter(d.type for d in detections)
 
         def send(security: Any) -> None:
+            tokenized = getattr(security, "pii_tokenized", None)
             for pii_type, count in sorted(per_type.items()):
                 security.pii_detected(pii_type, count=count)
                 security.audit("pii_detected", pii_type, "info")
+                if tokenized is not None:
+                    tokenized(pii_type, count=count)  # every detection here is replaced by a token
             if new_tokens:
                 security.tokens_created(new_tokens)
             for pii_type in sorted(per_type):

@@ -23,6 +23,7 @@ class SecurityStep(Step):
     SPECS = (
         InstrumentSpec("pii", "detections", "counter", "{detection}", "PII values detected, by pattern type", ("pattern",)),
         InstrumentSpec("security", "tokens_created", "counter", "{token}", "Tokens that replaced PII values"),
+        InstrumentSpec("security", "tokenized", "counter", "{detection}", "Detected PII values replaced by a token before the model saw them", ("pattern",)),
         InstrumentSpec("security", "audit_events", "counter", "{event}", "Security audit events", ("event_type", "severity")),
     )
 
@@ -39,6 +40,23 @@ class SecurityStep(Step):
                 self._buf.add(self._detections, n, self._attrs("p", pattern))  # type: ignore[attr-defined]
         except Exception as exc:
             g.contain(exc, "security.pii_detected")
+
+    def pii_tokenized(self, pattern_type: str, count: int = 1) -> None:
+        """Count ``count`` detected values of ``pattern_type`` that were replaced by tokens.
+
+        With :meth:`pii_detected` this gives the protection rate: tokenized / detected.
+        """
+        if not self._on:
+            return
+        g = self._s.guard
+        try:
+            pattern = g.label(pattern_type, "pattern_type")
+            n = g.count(count, "count")
+            self._s.begin("security")
+            if n:
+                self._buf.add(self._tokenized, n, self._attrs("p", pattern))  # type: ignore[attr-defined]
+        except Exception as exc:
+            g.contain(exc, "security.pii_tokenized")
 
     def tokens_created(self, n: int) -> None:
         """Count ``n`` tokens created to stand in for PII values."""
