@@ -332,12 +332,7 @@ def _strict_mode_property(targets: list[Target], via_collector: bool) -> None:
         prop()
 
 
-def _gap(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason="core: " + reason)
-
-
-# Known gaps in the core, found by these properties (temporary marks: remove each once fixed). None now.
-
+# Known gaps in the core found by these properties, as strict xfail marks by target (none now).
 DEFAULT_GAPS: dict[str, pytest.MarkDecorator] = {}
 STRICT_GAPS: dict[str, pytest.MarkDecorator] = {}
 
