@@ -141,8 +141,7 @@ def advise(summary: Mapping[str, Any], thresholds: Thresholds | None = None, *, 
     if protection is not None and int(summary["security"]["pii_detected"]) >= t.min_samples and protection < t.min_pii_protection_rate:
         out.append(Finding(
             "low_pii_protection", "security.pii_protection_rate", round(protection, 6), t.min_pii_protection_rate, CRITICAL,
-            "Some detected PII values were not replaced by tokens: make sure every detection is tokenized before results reach the model. "
-            "(If your tokenizer reuses one token for a repeated value, count tokens per detection.)",
+            "Some detected PII values were not replaced by tokens: make sure every detection is tokenized before results reach the model.",
         ))
 
     order = {CRITICAL: 0, WARNING: 1, INFO: 2}
