@@ -2,8 +2,9 @@
 
 Every export path passes through it: spans (attributes, events, exception messages and stack
 traces, status descriptions, links) on their way to a span exporter; log records to the log
-exporter; metric attributes and resource attributes in every collection, so the summary,
-Prometheus, OTLP and the history files all see the scrubbed values. It matches PII *values*
+exporter; metric attributes in every collection, so the summary, Prometheus, OTLP and the
+history files all see the scrubbed values. Resource attributes are scrubbed once, when the
+session is built, before any provider holds them. It matches PII *values*
 (see :mod:`mcp_exec_telemetry.pii`), not field names, and replaces each with
 ``[REDACTED:<type>]``. Values without PII come back as the very same objects, and short strings
 are remembered, so the common case costs a dictionary lookup.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import threading
 from typing import Any, Iterable, Mapping
 
 from opentelemetry.sdk.metrics.export import (
@@ -42,8 +42,10 @@ class TelemetryScrubber:
 
     def __init__(self, allow: Iterable[str] = (), extra_patterns: Mapping[str, str] | None = None) -> None:
         self._scrubber = Scrubber(allow=allow, extra_patterns=extra_patterns)
-        self._cache: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self._clean: set[str] = set()
+        """Short strings already found clean: the common case is one set lookup."""
+        self._resource_in: Resource | None = None
+        self._resource_out: Resource | None = None
 
     @property
     def redactions(self) -> dict[str, int]:
@@ -53,16 +55,13 @@ class TelemetryScrubber:
 
     def text(self, value: str) -> str:
         """``value`` with every PII value replaced; the same object when there is none."""
-        if len(value) <= _CACHE_MAX_LEN:
-            hit = self._cache.get(value)
-            if hit is not None:
-                return hit
-            out = self._scrubber.scrub(value)
-            if out is value and len(self._cache) < _CACHE_LIMIT:
-                # Only clean strings are remembered, so every redaction is counted.
-                self._cache[value] = value
-            return out
-        return self._scrubber.scrub(value)
+        if value in self._clean:
+            return value
+        out = self._scrubber.scrub(value)
+        if out is value and len(value) <= _CACHE_MAX_LEN and len(self._clean) < _CACHE_LIMIT:
+            # Only clean strings are remembered, so every redaction is still counted.
+            self._clean.add(value)
+        return out
 
     def value(self, value: Any) -> Any:
         """A scrubbed attribute value: strings and sequences of strings; anything else as is."""
@@ -77,6 +76,14 @@ class TelemetryScrubber:
         """Scrubbed attributes (keys and values); the same mapping when nothing changed."""
         if not attrs:
             return attrs
+        clean = self._clean
+        # BoundedAttributes keeps a plain dict in _dict: iterating it skips the mapping protocol.
+        for key, val in getattr(attrs, "_dict", attrs).items():
+            cls = val.__class__
+            if key not in clean or (cls is str and val not in clean) or cls is tuple or cls is list:
+                break
+        else:
+            return attrs  # every key and string value already known clean
         changed = None
         for key, val in attrs.items():
             new_key = self.text(key) if isinstance(key, str) else key
@@ -96,52 +103,58 @@ class TelemetryScrubber:
     # --- OpenTelemetry structures -------------------------------------------------------------
 
     def resource(self, resource: Resource) -> Resource:
+        if resource is self._resource_in:  # a session has one resource: scrub it once
+            return self._resource_out  # type: ignore[return-value]
         attrs = self.attributes(resource.attributes)
-        return resource if attrs is resource.attributes else Resource(dict(attrs or {}), resource.schema_url)
+        out = resource if attrs is resource.attributes else Resource(dict(attrs or {}), resource.schema_url)
+        self._resource_in, self._resource_out = resource, out
+        return out
 
     def span(self, span: ReadableSpan) -> ReadableSpan:
         """A scrubbed copy of ``span``, or ``span`` itself when it holds no PII."""
-        name = self.text(span.name)
-        attrs = self.attributes(span.attributes)
-        events = []
-        events_changed = False
-        for ev in span.events:
+        # ReadableSpan's properties build new proxies and tuples on each access: read each once.
+        # The resource is not scrubbed here: the session scrubbed it once, before its providers.
+        # The SDK's ReadableSpan keeps them in _attributes, _events and _links; read those when
+        # present (no proxy or tuple per access), the public properties otherwise.
+        orig_name, orig_status = span.name, span.status
+        orig_attrs = getattr(span, "_attributes", None)
+        if orig_attrs is None:
+            orig_attrs = span.attributes
+        orig_events = getattr(span, "_events", None)
+        if orig_events is None:
+            orig_events = span.events
+        orig_links = getattr(span, "_links", None)
+        if orig_links is None:
+            orig_links = span.links
+        name = self.text(orig_name)
+        attrs = self.attributes(orig_attrs)
+        changed = name is not orig_name or attrs is not orig_attrs
+        events = list(orig_events) if orig_events else []
+        for i, ev in enumerate(events):
             ev_name = self.text(ev.name)
             ev_attrs = self.attributes(ev.attributes)
             if ev_name is not ev.name or ev_attrs is not ev.attributes:
-                events_changed = True
-                events.append(Event(ev_name, ev_attrs, ev.timestamp))
-            else:
-                events.append(ev)
-        links = []
-        links_changed = False
-        for link in span.links:
+                changed = True
+                events[i] = Event(ev_name, ev_attrs, ev.timestamp)
+        links = list(orig_links) if orig_links else []
+        for i, link in enumerate(links):
             link_attrs = self.attributes(link.attributes)
             if link_attrs is not link.attributes:
-                links_changed = True
-                links.append(Link(link.context, link_attrs))
-            else:
-                links.append(link)
-        status = span.status
+                changed = True
+                links[i] = Link(link.context, link_attrs)
+        status = orig_status
         if status.description:
             desc = self.text(status.description)
             if desc is not status.description:
+                changed = True
                 status = Status(status.status_code, desc)
-        resource = self.resource(span.resource) if span.resource is not None else None
-        if (
-            name is span.name
-            and attrs is span.attributes
-            and not events_changed
-            and not links_changed
-            and status is span.status
-            and resource is span.resource
-        ):
+        if not changed:
             return span
         return ReadableSpan(
             name=name,
             context=span.context,
             parent=span.parent,
-            resource=resource,
+            resource=span.resource,
             attributes=attrs,
             events=events,
             links=links,
@@ -153,18 +166,17 @@ class TelemetryScrubber:
         )
 
     def log(self, record: Any) -> Any:
-        """A scrubbed copy of a ``ReadableLogRecord`` (body, attributes, resource)."""
+        """A scrubbed copy of a ``ReadableLogRecord`` (body and attributes; the resource is already clean)."""
         lr = record.log_record
         body = lr.body
         new_body = self.text(body) if isinstance(body, str) else body
         attrs = self.attributes(lr.attributes)
-        resource = self.resource(record.resource) if record.resource is not None else None
-        if new_body is body and attrs is lr.attributes and resource is record.resource:
+        if new_body is body and attrs is lr.attributes:
             return record
         new_lr = copy.copy(lr)
         new_lr.body = new_body
         new_lr.attributes = attrs
-        return dataclasses.replace(record, log_record=new_lr, resource=resource)
+        return dataclasses.replace(record, log_record=new_lr)
 
     def metrics(self, data: MetricsData | None) -> MetricsData | None:
         """Metrics with scrubbed data-point and resource attributes; ``data`` itself when clean."""
