@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._session import Session
 
 OVERFLOW = "otel.metric.overflow"
+_BUCKET_KEYS: dict[tuple[float, ...], list[str]] = {}
 
 
 def ratio(num: float, den: float) -> float:
@@ -45,6 +46,7 @@ class Points:
 
     def __init__(self, data: MetricsData | None, namespace: str) -> None:
         self.by_name: dict[str, list[Any]] = defaultdict(list)
+        self._by_attr: dict[tuple[str, str], dict[Any, float]] = {}
         self.start_ns: int | None = None
         self.time_ns: int | None = None
         prefix = namespace + "."
@@ -63,6 +65,21 @@ class Points:
                         start = getattr(p, "start_time_unix_nano", None)
                         if start and (self.start_ns is None or start < self.start_ns):
                             self.start_ns = start
+
+    def _index(self, name: str, key: str) -> dict[Any, float]:
+        """Totals of ``name`` (counts of a histogram, values of a counter) by one attribute; memoized."""
+        idx = self._by_attr.get((name, key))
+        if idx is None:
+            idx = {}
+            for p in self.by_name.get(name, ()):
+                v = p.attributes.get(key)
+                idx[v] = idx.get(v, 0) + (p.count if isinstance(p, HistogramDataPoint) else p.value)
+            self._by_attr[(name, key)] = idx
+        return idx
+
+    def count_where(self, name: str, key: str, value: Any) -> int:
+        """Total of ``name`` over the points whose attribute ``key`` equals ``value``."""
+        return int(self._index(name, key).get(value, 0))
 
     def points(self, name: str, where: Callable[[dict], bool] | None = None) -> Iterable[Any]:
         pts = self.by_name.get(name, ())
@@ -110,18 +127,16 @@ class Points:
                 counts[i] += c
         if bounds is None:
             return {}
-        keys = [f"{b * 1000:g}" for b in bounds] + ["+Inf"]
+        keys = _BUCKET_KEYS.get(bounds)
+        if keys is None:
+            keys = _BUCKET_KEYS[bounds] = [f"{b * 1000:g}" for b in bounds] + ["+Inf"]
         return dict(zip(keys, counts))
-
-
-def _is(key: str, value: Any) -> Callable[[dict], bool]:
-    return lambda a: a.get(key) == value
 
 
 def discovery(p: Points, s: "Session | None", recent: bool = True) -> DiscoveryMetrics:
     total = p.count("discovery.duration")
-    ok = p.count("discovery.duration", _is("outcome", "success"))
-    continued_ok = p.count("discovery.continued_queries", _is("outcome", "success"))
+    ok = p.count_where("discovery.duration", "outcome", "success")
+    continued_ok = p.count_where("discovery.continued_queries", "outcome", "success")
     time_ms = p.hsum("discovery.duration") * 1000.0
     return DiscoveryMetrics(
         total_queries=total,
@@ -140,14 +155,14 @@ def discovery(p: Points, s: "Session | None", recent: bool = True) -> DiscoveryM
 
 def execution(p: Points, s: "Session | None", recent: bool = True) -> ExecutionMetrics:
     total = p.count("execution.duration")
-    ok = p.count("execution.duration", _is("outcome", "success"))
+    ok = p.count_where("execution.duration", "outcome", "success")
     time_ms = p.hsum("execution.duration") * 1000.0
     mem_n = p.count("execution.memory")
     return ExecutionMetrics(
         total_executions=total,
         successful_executions=ok,
         failed_executions=total - ok,
-        timeouts=p.count("execution.duration", _is("outcome", "timeout")),
+        timeouts=p.count_where("execution.duration", "outcome", "timeout"),
         total_duration_ms=_r(time_ms, 3),
         avg_duration_ms=_r(ratio(time_ms, total), 3),
         success_rate=_r(ratio(ok, total)),
@@ -164,12 +179,12 @@ def execution(p: Points, s: "Session | None", recent: bool = True) -> ExecutionM
 def sdk(p: Points, s: "Session | None", recent: bool = True) -> SdkMetrics:
     total = p.count("sdk.duration")
     time_ms = p.hsum("sdk.duration") * 1000.0
-    hits = p.count("sdk.duration", _is("cache_hit", True))
+    hits = p.count_where("sdk.duration", "cache_hit", True)
     tools = p.count("sdk.tools_included")
     ipc = p.count("sdk.ipc_handler_size")
     return SdkMetrics(
         total_generations=total,
-        failed_generations=p.count("sdk.duration", _is("outcome", "error")),
+        failed_generations=p.count_where("sdk.duration", "outcome", "error"),
         total_generation_time_ms=_r(time_ms, 3),
         avg_generation_time_ms=_r(ratio(time_ms, total), 3),
         tools_included=tools,
@@ -187,7 +202,7 @@ def filtering(p: Points, s: "Session | None", bytes_per_token: float, recent: bo
     out = p.count("filtering.output_size")
     return FilteringMetrics(
         total_operations=p.count("filtering.duration"),
-        failed_operations=p.count("filtering.duration", _is("outcome", "error")),
+        failed_operations=p.count_where("filtering.duration", "outcome", "error"),
         operation_distribution=p.split("filtering.duration", "operation"),
         total_input_bytes=inp,
         total_output_bytes=out,
@@ -237,7 +252,7 @@ def skills(p: Points, s: "Session | None", recent: bool = True) -> SkillMetrics:
         active_skills=active,
         deleted_skills=deleted,
         total_executions=runs,
-        successful_executions=p.count("skills.duration", _is("outcome", "success")),
+        successful_executions=p.count_where("skills.duration", "outcome", "success"),
         skill_stats=dict(sorted(stats.items(), key=lambda kv: (-kv[1].execution_count, kv[0]))),
         reuse_ratio=_r(ratio(runs, active)),
         recent_skill_usage=list(s.recent_skill_usage) if s and recent else [],
