@@ -344,7 +344,10 @@ class Telemetry:
         """A ``logging`` handler that sends records to OTLP logs with trace and span ids, when OTLP is on."""
         if self.logger_provider is None:
             return None
-        from opentelemetry.sdk._logs import LoggingHandler
+        try:  # the maintained handler (the otlp extra installs it)
+            from opentelemetry.instrumentation.logging.handler import LoggingHandler
+        except ImportError:  # pragma: no cover - older installs: the SDK's deprecated one
+            from opentelemetry.sdk._logs import LoggingHandler  # type: ignore[no-redef]
 
         return LoggingHandler(level=level, logger_provider=self.logger_provider)
 
