@@ -19,6 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 from mcp_exec_telemetry import observe
+from tests.conftest import _OTEL_VARS as CONFTEST_OTEL_VARS
 from tests.servers import PrometheusServer, require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,16 +28,7 @@ JOB = "mcp-exec-e2e"
 SEL = f'job="{JOB}"'
 SERVICE = "e2e-agent"
 
-_OTEL_VARS = (
-    "OTEL_SDK_DISABLED",
-    "OTEL_SERVICE_NAME",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_METRIC_EXPORT_INTERVAL",
-    "OTEL_EXPORTER_PROMETHEUS_PORT",
-)
+_OTEL_VARS = (*CONFTEST_OTEL_VARS, "OTEL_EXPORTER_PROMETHEUS_PORT")
 
 
 def _phase_a(tel: Any) -> None:

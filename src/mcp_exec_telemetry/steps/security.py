@@ -29,34 +29,27 @@ class SecurityStep(Step):
 
     def pii_detected(self, pattern_type: str, count: int = 1) -> None:
         """Count ``count`` PII values of ``pattern_type`` (``email``, ``ssn``, ``credit_card`` ...)."""
-        if not self._on:
-            return
-        g = self._s.guard
-        try:
-            pattern = g.label(pattern_type, "pattern_type")
-            n = g.count(count, "count")
-            self._s.begin("security")
-            if n:
-                self._buf.add(self._detections, n, self._attrs("p", pattern))  # type: ignore[attr-defined]
-        except Exception as exc:
-            g.contain(exc, "security.pii_detected")
+        if self._on:
+            self._count_pattern(self._detections, pattern_type, count, "security.pii_detected")  # type: ignore[attr-defined]
 
     def pii_tokenized(self, pattern_type: str, count: int = 1) -> None:
         """Count ``count`` detected values of ``pattern_type`` that were replaced by tokens.
 
         With :meth:`pii_detected` this gives the protection rate: tokenized / detected.
         """
-        if not self._on:
-            return
+        if self._on:
+            self._count_pattern(self._tokenized, pattern_type, count, "security.pii_tokenized")  # type: ignore[attr-defined]
+
+    def _count_pattern(self, counter: Any, pattern_type: Any, count: Any, where: str) -> None:
         g = self._s.guard
         try:
             pattern = g.label(pattern_type, "pattern_type")
             n = g.count(count, "count")
             self._s.begin("security")
             if n:
-                self._buf.add(self._tokenized, n, self._attrs("p", pattern))  # type: ignore[attr-defined]
+                self._buf.add(counter, n, self._attrs("p", pattern))  # type: ignore[attr-defined]
         except Exception as exc:
-            g.contain(exc, "security.pii_tokenized")
+            g.contain(exc, where)
 
     def tokens_created(self, n: int) -> None:
         """Count ``n`` tokens created to stand in for PII values."""
