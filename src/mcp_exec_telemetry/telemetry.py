@@ -193,10 +193,9 @@ class Telemetry:
         if cfg.otlp_endpoint:
             metric_exporter, span_exporter = _otlp_exporters(cfg)
             self._push_readers.append(PushReader(GuardedMetricExporter(metric_exporter, stats), self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
+            # The shutdown warning compares spans ended with spans this exporter delivered.
             self.tracer_provider.add_span_processor(SpanEndCounter(stats))  # type: ignore[union-attr]
-            self.add_span_exporter(span_exporter)
+            self._add_span_exporter(span_exporter, batch=True, stats=stats)
             self.logger_provider = _otlp_logger_provider(cfg, self.resource, stats, self._scrubber)
         for exporter in cfg.metric_exporters:
             self._push_readers.append(PushReader(GuardedMetricExporter(exporter, stats), self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
@@ -213,12 +212,15 @@ class Telemetry:
         ``batch=True`` exports from a background thread with a bounded queue (what production
         wants); ``batch=False`` exports synchronously as each span ends (what tests want).
         """
+        self._add_span_exporter(exporter, batch, stats=ExportStats())
+
+    def _add_span_exporter(self, exporter: Any, batch: bool, stats: ExportStats) -> None:
         if not self.enabled or self.tracer_provider is None:
             return
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
         scrub = self._scrubber.span if self._scrubber is not None else None
-        guarded = GuardedSpanExporter(exporter, self._export_stats, scrub)
+        guarded = GuardedSpanExporter(exporter, stats, scrub)
         if batch:
             processor: Any = BatchSpanProcessor(guarded, export_timeout_millis=self.config.export_timeout_ms)
         else:
