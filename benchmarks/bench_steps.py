@@ -801,7 +801,7 @@ def find_gaps(results: dict[str, Any]) -> list[str]:
         if r["summary_vs_collect"] > GOALS["summary_vs_collect"]:
             gaps.append(
                 f"collection at {size:,} series: summary() = {r['summary_vs_collect']:.2f}x the reader's collect > 2. Cause: summary() has a "
-                "fixed cost of about 0.1 ms (six sections, ratios, timestamps, the recent records) whatever the number of series, and "
+                "fixed cost of about 0.1 ms (six sections, their ratios and timestamps, and the JSON-ready dict) whatever the number of series, and "
                 "at a handful of series the reader's collect is itself about 0.1 ms; per added series summary() costs about 1.5x the "
                 "collect (see the larger sizes), so the ratio falls under 2 from about 100 series on. Closing it would mean making "
                 "summary.py's fixed part cheaper, outside the hot path."
