@@ -213,47 +213,53 @@ def filtering(p: Points, s: "Session | None", bytes_per_token: float, recent: bo
     )
 
 
-def skills(p: Points, s: "Session | None", recent: bool = True) -> SkillMetrics:
+def skills(p: Points, s: "Session | None", recent: bool = True, top: int | None = None) -> SkillMetrics:
+    """Skill metrics; with ``top``, ``skill_stats`` holds only the ``top`` most-run skills."""
     created = p.count("skills.created")
     deleted = p.count("skills.deleted")
     active = max(0, created - deleted)
     runs = p.count("skills.duration")
-    stats: dict[str, SkillStats] = {}
+    totals: dict[str, list[float]] = {}  # name -> [runs, successes, seconds]
     for pt in p.points("skills.duration"):
-        name = pt.attributes.get("skill.name")
+        attrs = pt.attributes
+        name = attrs.get("skill.name")
         if name is None:
-            name = OVERFLOW if pt.attributes.get(OVERFLOW) else None
-        if name is None:
-            continue
-        st = stats.get(name)
-        if st is None:
-            st = stats[name] = SkillStats(name=name)
-        st.execution_count += pt.count
-        if pt.attributes.get("outcome") == "success":
-            st.success_count += pt.count
-        st.total_duration_ms += pt.sum * 1000.0
+            if not attrs.get(OVERFLOW):
+                continue
+            name = OVERFLOW
+        t = totals.get(name)
+        if t is None:
+            t = totals[name] = [0, 0, 0.0]
+        t[0] += pt.count
+        if attrs.get("outcome") == "success":
+            t[1] += pt.count
+        t[2] += pt.sum
     if s is not None and recent:  # metadata (language, created, last used) is for get_skill_metrics()
-        for name, info in list(s.skills.items()):
-            st = stats.get(name)
-            if st is None:
-                st = stats[name] = SkillStats(name=name)
-            st.language = info.language
-            st.created_at = info.created_at
-            st.last_used = info.last_used
+        for name in list(s.skills):
+            totals.setdefault(name, [0, 0, 0.0])
+    order = sorted(totals.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    if top is not None:
+        order = order[:top]
+    stats: dict[str, SkillStats] = {}
+    for name, (n, ok, seconds) in order:
+        total_ms = _r(seconds * 1000.0, 3)
+        stats[name] = SkillStats(name=name, execution_count=int(n), success_count=int(ok), total_duration_ms=total_ms, avg_duration_ms=_r(ratio(total_ms, n), 3))
+    if s is not None and recent:
+        for name, st in stats.items():
+            info = s.skills.get(name)
+            if info is not None:
+                st.language, st.created_at, st.last_used = info.language, info.created_at, info.last_used
         for rec in s.recent_skill_usage:
             st = stats.get(rec.skill_name)
             if st is not None and (st.last_used is None or rec.timestamp > st.last_used):
                 st.last_used = rec.timestamp
-    for st in stats.values():
-        st.total_duration_ms = _r(st.total_duration_ms, 3)
-        st.avg_duration_ms = _r(ratio(st.total_duration_ms, st.execution_count), 3)
     return SkillMetrics(
         total_skills=created,
         active_skills=active,
         deleted_skills=deleted,
         total_executions=runs,
         successful_executions=p.count_where("skills.duration", "outcome", "success"),
-        skill_stats=dict(sorted(stats.items(), key=lambda kv: (-kv[1].execution_count, kv[0]))),
+        skill_stats=stats,
         reuse_ratio=_r(ratio(runs, active)),
         recent_skill_usage=list(s.recent_skill_usage) if s and recent else [],
     )
@@ -278,7 +284,7 @@ def summary_json(p: Points, s: "Session | None", *, bytes_per_token: float, star
     e = execution(p, s, recent=False)
     g = sdk(p, s, recent=False)
     f = filtering(p, s, bytes_per_token, recent=False)
-    k = skills(p, s, recent=False)
+    k = skills(p, s, recent=False, top=top_skills)
     sec = security(p, s, recent=False)
     return {
         "timestamp": utc(end_ns).strftime("%Y-%m-%dT%H:%M:%SZ"),
