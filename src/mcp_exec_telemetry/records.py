@@ -170,7 +170,7 @@ class FilteringMetrics:
     recent_operations: list[FilteringRecord] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class SkillStats:
     name: str
     language: str = ""

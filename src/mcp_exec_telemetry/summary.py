@@ -242,8 +242,8 @@ def skills(p: Points, s: "Session | None", recent: bool = True, top: int | None 
         order = order[:top]
     stats: dict[str, SkillStats] = {}
     for name, (n, ok, seconds) in order:
-        total_ms = _r(seconds * 1000.0, 3)
-        stats[name] = SkillStats(name=name, execution_count=int(n), success_count=int(ok), total_duration_ms=total_ms, avg_duration_ms=_r(ratio(total_ms, n), 3))
+        total_ms = round(seconds * 1000.0, 3)
+        stats[name] = SkillStats(name, "", int(n), int(ok), total_ms, round(total_ms / n, 3) if n else 0.0)
     if s is not None and recent:
         for name, st in stats.items():
             info = s.skills.get(name)
