@@ -145,6 +145,15 @@ def _inject(meta: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _mark_failed(span: Any, exc: BaseException) -> str:
+    """Mark ``span`` failed by ``exc`` (error.type, exception event, ERROR status); return the error type."""
+    error_type = _error_type(exc)
+    span.set_attribute("error.type", error_type)
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, error_type))
+    return error_type
+
+
 def _error_type(exc: BaseException) -> str:
     error = getattr(exc, "error", None)
     code = getattr(error, "code", None)
@@ -169,10 +178,7 @@ async def _call_tool(inst: _Instruments, original: Callable[..., Any], self: Any
         try:
             result = await original(self, name, arguments, *args, **kwargs)
         except BaseException as exc:
-            error_type = _error_type(exc)
-            span.set_attribute("error.type", error_type)
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, error_type))
+            error_type = _mark_failed(span, exc)
             raise
         finally:
             metric_attrs = dict(attrs)
@@ -256,10 +262,7 @@ class _ServerMiddleware:
             try:
                 result = await call_next(ctx)
             except BaseException as exc:
-                error_type = _error_type(exc)
-                span.set_attribute("error.type", error_type)
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, error_type))
+                error_type = _mark_failed(span, exc)
                 raise
             finally:
                 metric_attrs = dict(attrs)

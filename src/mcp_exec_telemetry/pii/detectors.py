@@ -586,6 +586,10 @@ class PiiDetector:
                     self._add_extra(c, c.regex.match(text, p), text, out)
                 pos = p + 1
             return
+        self._search_each_extra(text, out)
+
+    def _search_each_extra(self, text: str, out: list[tuple[int, int, int, str, bool]]) -> None:
+        """Extra patterns one after another (no combined pre-filter)."""
         for c in self._extra:
             pos, n = 0, len(text)
             while pos <= n:
@@ -623,14 +627,7 @@ class PiiDetector:
                 if c.validate is None or c.validate(value):
                     cands.append((s, e, c.priority, c.type, value not in self._allow))
         if self._extra:
-            for c in self._extra:
-                pos, n = 0, len(text)
-                while pos <= n:
-                    m = c.regex.search(text, pos)
-                    if m is None:
-                        break
-                    self._add_extra(c, m, text, cands)
-                    pos = m.start() + 1
+            self._search_each_extra(text, cands)
         return cands
 
 
