@@ -225,3 +225,46 @@ class ManagedProcess:
         if not self.keep_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
         return code
+
+
+class BinaryServer:
+    """What the binary-backed servers share: port-retrying start, stop, context manager, log tail.
+
+    Subclasses set ``BINARY`` and implement ``_start_once(binary)``, which creates ``self._proc``.
+    """
+
+    BINARY = ""
+    binary: str | None = None
+    _proc: "ManagedProcess | None" = None
+
+    def start(self):  # type: ignore[no-untyped-def]
+        """Start the binary and wait until it is ready.
+
+        Retried (up to 3 attempts) only if a picked free port was taken meanwhile.
+        """
+        binary = self.binary or require_binary(self.BINARY)
+        for attempt in range(3):
+            try:
+                return self._start_once(binary)
+            except RuntimeError as err:
+                if "address already in use" not in str(err) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self, binary: str):  # type: ignore[no-untyped-def]  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Terminate (then kill) the process and remove its temp dir."""
+        if self._proc is not None:
+            self._proc.stop()
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the server log, for diagnostics."""
+        return self._proc.log_tail(lines) if self._proc is not None else "<not started>"

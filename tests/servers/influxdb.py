@@ -23,7 +23,7 @@ import os
 import urllib.parse
 from typing import Any
 
-from ._util import ManagedProcess, free_port, http_request, require_binary
+from ._util import BinaryServer, ManagedProcess, free_port, http_request
 
 _CONFIG_TEMPLATE = """\
 reporting-enabled = false
@@ -102,8 +102,10 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class InfluxDBServer:
+class InfluxDBServer(BinaryServer):
     """InfluxDB 1.x on free 127.0.0.1 ports with a throwaway data dir; a context manager."""
+
+    BINARY = "influxd"
 
     def __init__(
         self,
@@ -126,20 +128,6 @@ class InfluxDBServer:
             raise RuntimeError("InfluxDBServer not started")
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> InfluxDBServer:
-        """Write the config, start influxd and wait until ``/ping`` answers 204.
-
-        Retried (up to 3 attempts) only if a picked free port was taken meanwhile.
-        """
-        binary = self.binary or require_binary("influxd")
-        for attempt in range(3):
-            try:
-                return self._start_once(binary)
-            except RuntimeError as err:
-                if "address already in use" not in str(err) or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
     def _start_once(self, binary: str) -> InfluxDBServer:
         proc = ManagedProcess("influxd", keep_dir=self.keep_dir)
         self._proc = proc
@@ -158,20 +146,6 @@ class InfluxDBServer:
         )
         return self
 
-    def stop(self) -> None:
-        """Terminate (then kill) influxd and remove its temp dir."""
-        if self._proc is not None:
-            self._proc.stop()
-
-    def __enter__(self) -> InfluxDBServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The end of the server log, for diagnostics."""
-        return self._proc.log_tail(lines) if self._proc is not None else "<not started>"
 
     # ----------------------------------------------------------------- API
 

@@ -16,15 +16,17 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._util import ManagedProcess, free_port, http_request, require_binary, wait_until
+from ._util import BinaryServer, ManagedProcess, free_port, http_request, wait_until
 
 
 class PrometheusError(RuntimeError):
     """The Prometheus HTTP API answered with an error."""
 
 
-class PrometheusServer:
+class PrometheusServer(BinaryServer):
     """Prometheus on a free 127.0.0.1 port scraping ``targets``; a context manager."""
+
+    BINARY = "prometheus"
 
     def __init__(
         self,
@@ -75,20 +77,6 @@ class PrometheusServer:
             ],
         }
 
-    def start(self) -> PrometheusServer:
-        """Write the config, start the binary and wait until ``/-/ready`` answers 200.
-
-        Retried (up to 3 attempts) only if a picked free port was taken meanwhile.
-        """
-        binary = self.binary or require_binary("prometheus")
-        for attempt in range(3):
-            try:
-                return self._start_once(binary)
-            except RuntimeError as err:
-                if "address already in use" not in str(err) or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
     def _start_once(self, binary: str) -> PrometheusServer:
         proc = ManagedProcess("prometheus", keep_dir=self.keep_dir)
         self._proc = proc
@@ -113,20 +101,6 @@ class PrometheusServer:
         )
         return self
 
-    def stop(self) -> None:
-        """Terminate (then kill) the process and remove its temp dir."""
-        if self._proc is not None:
-            self._proc.stop()
-
-    def __enter__(self) -> PrometheusServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The end of the server log, for diagnostics."""
-        return self._proc.log_tail(lines) if self._proc is not None else "<not started>"
 
     # ----------------------------------------------------------------- API
 
