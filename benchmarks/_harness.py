@@ -113,3 +113,23 @@ def machine() -> dict[str, str]:
 
 def fmt_us(us: float) -> str:
     return f"{us:.2f} us" if us < 100 else f"{us:.0f} us"
+
+
+def write_section(path: "os.PathLike[str] | str", name: str, text: str) -> None:
+    """Replace the section ``name`` of a Markdown report, or append it when the report lacks it.
+
+    Several benchmarks share docs/PERFORMANCE.md; each owns the text between its own
+    ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` markers and leaves the rest untouched.
+    """
+    from pathlib import Path
+
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    target = Path(path)
+    old = target.read_text() if target.exists() else ""
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + block + rest.split(end, 1)[1]
+    else:
+        new = old.rstrip() + ("\n\n" if old.strip() else "") + block + "\n"
+    target.write_text(new)
