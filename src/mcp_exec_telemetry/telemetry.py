@@ -119,6 +119,7 @@ class Telemetry:
         self._closed_event = threading.Event()
         self._shutdown_thread: int | None = None
         self._pending_signal: int | None = None
+        self._forked_child = in_forked_child
         self._session_span: Span = INVALID_SPAN
         self._session_token: object | None = None
         self._push_readers: list[PushReader] = []
@@ -207,9 +208,12 @@ class Telemetry:
         # A multiprocessing worker (Process, Pool, ProcessPoolExecutor with "fork") ends in os._exit
         # after running multiprocessing's finalizers: close and save the child's session there, so
         # its records reach the history and the collector instead of vanishing with the process.
+        # The worker clears the finalizers it inherited before it runs the after-fork callbacks,
+        # so the finalizer is registered again from one of those.
         mp_util = sys.modules.get("multiprocessing.util")
         if mp_util is not None:
-            mp_util.Finalize(None, self.shutdown, exitpriority=0)
+            _close_at_worker_exit(self)
+            mp_util.register_after_fork(self, _close_at_worker_exit)
 
     # --- wiring ---------------------------------------------------------------------------
 
@@ -551,12 +555,22 @@ class Telemetry:
         except Exception:
             self._final_data = None
         self._closed = True
-        if self.config.history is not False and self.saved_path is None:
+        # A forked worker that recorded nothing (an idle pool worker) adds no empty session to the history.
+        idle_child = self._forked_child and not self._recorded_anything()
+        if self.config.history is not False and self.saved_path is None and not idle_child:
             try:
                 self.save()
             except Exception as exc:
                 _logger.warning("mcp-exec-telemetry could not write the session history: %r", exc)
         self._teardown_exports(timeout_ms=self.config.export_timeout_ms)
+
+    def _recorded_anything(self) -> bool:
+        """Whether any of this session's instruments holds a measurement."""
+        for points in _summary.Points(self._final_data, self.config.namespace).by_name.values():
+            for p in points:
+                if getattr(p, "count", None) or getattr(p, "value", None):
+                    return True
+        return False
 
     def _teardown_exports(self, timeout_ms: float) -> None:
         """Flush and stop every exporter, waiting at most ``timeout_ms``; then say what was dropped, once."""
@@ -668,6 +682,13 @@ def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: Expor
 
 
 _LIVE: "weakref.WeakSet[Telemetry]" = weakref.WeakSet()
+
+
+def _close_at_worker_exit(tel: Telemetry) -> None:
+    """Have multiprocessing's exit (a worker's end, or atexit) close, save and flush ``tel``."""
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.Finalize(None, tel.shutdown, exitpriority=0)
 
 
 def _reset_sessions_in_child() -> None:
