@@ -139,6 +139,8 @@ class Session:
         self.open_operations: dict[Any, bool] = {}
         """Operation handles entered and not yet exited (insertion and removal are atomic under the GIL)."""
         self.after_close: AfterClose | None = None
+        self.orphaned_contexts: dict[int, tuple[Any, Any]] = {}
+        """Handles exited out of order: id of their span -> (span, the context current before them)."""
 
     def flush(self) -> None:
         """Run before every collection: hands measurements buffered on the hot path to the instruments."""
@@ -170,6 +172,7 @@ class Session:
 
     def close(self, steps: list[Any]) -> None:
         """From now on, drop and count what the host records (see :class:`AfterClose`)."""
+        self.orphaned_contexts.clear()
         dropper = AfterClose()
         self.after_close = dropper
         self.tracer = dropper

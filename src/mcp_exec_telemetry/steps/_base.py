@@ -43,7 +43,6 @@ INTERRUPTED = (CANCELLED, ABANDONED)
 CANCELLATIONS = frozenset(("CancelledError", "GeneratorExit", "Cancelled"))
 """``error.type`` values that mean the block was cancelled, not failed (asyncio and concurrent.futures
 ``CancelledError``, ``GeneratorExit``, trio/anyio ``Cancelled``)."""
-_OPERATION = otel_context.create_key("mcp_exec_telemetry.operation")
 
 
 def error_outcome(error_type: str) -> str:
@@ -53,15 +52,26 @@ def error_outcome(error_type: str) -> str:
     return ABANDONED if error_type == ABANDONED else ERROR
 
 
-def _live_ancestor(ctx: Context) -> Context | None:
-    """When ``ctx`` belongs to an operation that has already exited, the nearest context that does not."""
-    op = ctx.get(_OPERATION)
-    if op is None or not op._exited:
-        return None
-    while op is not None and op._exited:
-        ctx = op._parent
-        op = ctx.get(_OPERATION)
-    return ctx
+def _current(token: Any) -> Any:
+    """The current context, read straight from the context variable ``token`` belongs to when it can be."""
+    var = getattr(token, "var", None)
+    return var.get(None) if var is not None else otel_context.get_current()
+
+
+def _step_over_exited(orphans: dict[int, tuple[Span, Context]]) -> None:
+    """When the context just restored belongs to a handle that has already exited, make its parent current.
+
+    ``orphans`` maps the span of each handle that exited out of order to the context that was
+    current before it; a chain of them is followed to the nearest context whose handle is still open.
+    """
+    ctx = otel_context.get_current()
+    entry = orphans.pop(id(trace.get_current_span(ctx)), None)
+    if entry is None:
+        return
+    while entry is not None:
+        ctx = entry[1]
+        entry = orphans.pop(id(trace.get_current_span(ctx)), None)
+    otel_context.attach(ctx)
 
 
 class Step:
@@ -123,7 +133,7 @@ class Step:
 class Operation:
     """Base of the handles returned by step context managers; ``span`` is the operation's span."""
 
-    __slots__ = ("_step", "span", "_t0", "_token", "_wall0", "_ctx", "_parent", "_exited")
+    __slots__ = ("_step", "span", "_t0", "_token", "_wall0", "_ctx")
     SPAN_NAME: ClassVar[str] = ""
 
     def __init__(self, step: Step) -> None:
@@ -131,8 +141,6 @@ class Operation:
         self.span: Span = INVALID_SPAN
         self._token: object | None = None
         self._ctx: Context | None = None
-        self._parent: Context | None = None
-        self._exited = False
         self._t0 = 0
         self._wall0 = 0
 
@@ -144,8 +152,7 @@ class Operation:
         s.open_operations[self] = True  # the session records what is still open when it ends
         try:
             self.span = s.tracer.start_span(self.SPAN_NAME, attributes=self._span_attributes())
-            self._parent = parent = otel_context.get_current()
-            self._ctx = ctx = otel_context.set_value(_OPERATION, self, trace.set_span_in_context(self.span, parent))
+            self._ctx = ctx = trace.set_span_in_context(self.span)
             self._token = otel_context.attach(ctx)
             self._begin()
         except Exception as exc:
@@ -181,19 +188,21 @@ class Operation:
 
     def _restore_context(self) -> None:
         """Detach this handle's context, leaving a sane one current whatever order handles exit in."""
-        self._exited = True
         token, self._token = self._token, None
         if token is None:
             return
+        orphans = self._step._s.orphaned_contexts
         try:
-            if otel_context.get_current() is not self._ctx:
+            if _current(token) is not self._ctx:
                 # Exited out of order, or from another task or thread: what is current now is not
-                # ours to reset. The handle whose context is current steps over this one when it exits.
+                # ours to reset. Remember what was current before this handle, so that whoever
+                # restores this handle's context later steps over it to that one.
+                old = getattr(token, "old_value", None)
+                if isinstance(old, Context):
+                    orphans[id(self.span)] = (self.span, old)
                 return
-            if reset_context(token):
-                ancestor = _live_ancestor(otel_context.get_current())
-                if ancestor is not None:
-                    otel_context.attach(ancestor)
+            if reset_context(token) and orphans:
+                _step_over_exited(orphans)
         except Exception as internal:  # pragma: no cover - contextvars do not raise here
             self._step._s.guard.contain(internal, self.SPAN_NAME + " detach")
 
