@@ -9,7 +9,7 @@ successful when the code exits 0 within its timeout.
 Safe under concurrency and faults: every file is written atomically (a temporary file in the same
 folder, fsync, rename), so a reader never sees partial JSON, partial code or a missing file; every
 read-modify-write (a save, a run's counts) holds a lock shared by the threads of the process and,
-through ``root/.lock``, by other processes, so counts are exact. A save that fails (disk full)
+through ``flock`` on the root folder, by other processes, so counts are exact. A save that fails (disk full)
 leaves the previous version of the skill intact. A corrupt ``skill.json`` is skipped by
 :meth:`SkillManager.list` and :meth:`SkillManager.search` with one warning.
 """
@@ -127,20 +127,23 @@ class SkillManager:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Hold the skill store's lock: shared by every manager of this root in this process, and
-        (through ``root/.lock``) by other processes."""
+        (through ``flock`` on the ``root`` folder) by other processes."""
         with self._thread_lock:
             if fcntl is None or getattr(self._holder, "held", False):  # re-entered on this thread
                 yield
                 return
             self.root.mkdir(parents=True, exist_ok=True)
-            with open(self.root / ".lock", "a") as lock_file:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+            fd = os.open(self.root, os.O_RDONLY)  # the folder itself is the lock: no extra file in it
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
                 self._holder.held = True
                 try:
                     yield
                 finally:
                     self._holder.held = False
-                    fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
 
     def _dir(self, name: str) -> Path:
         if not _NAME_RE.match(name) or name in {".", ".."}:

@@ -38,8 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 _perf_ns = time.perf_counter_ns
 ERROR_TYPE = "error.type"
 ERROR, CANCELLED, ABANDONED = "error", "cancelled", "abandoned"
-INTERRUPTED = (CANCELLED, ABANDONED)
-"""Outcomes of operations that were stopped from outside: counted, but neither success nor failure."""
 CANCELLATIONS = frozenset(("CancelledError", "GeneratorExit", "Cancelled"))
 """``error.type`` values that mean the block was cancelled, not failed (asyncio and concurrent.futures
 ``CancelledError``, ``GeneratorExit``, trio/anyio ``Cancelled``)."""
@@ -165,25 +163,27 @@ class Operation:
         duration_s = (_perf_ns() - self._t0) / 1e9
         s = self._step._s
         span = self.span
-        # Whoever removes the handle from the open set finishes it: this exit, or the session's end
-        # (which recorded it as abandoned; then there is nothing left to record here).
-        if s.open_operations.pop(self, None) is not None:
-            try:
-                error_type: str | None = None
-                if exc is not None:
-                    error_type = exc_type.__qualname__ if exc_type is not None else type(exc).__qualname__
-                    span.set_attribute(ERROR_TYPE, error_type)
-                    if error_type not in CANCELLATIONS:
-                        span.record_exception(exc)
-                        span.set_status(Status(StatusCode.ERROR, error_type))
-                self._finish(duration_s, error_type)
-            except Exception as internal:
-                s.guard.contain(internal, self.SPAN_NAME)
-            try:
-                span.end()
-            except Exception as internal:  # a span processor raising in on_end
-                s.guard.contain(internal, self.SPAN_NAME + " end")
-        self._restore_context()
+        try:
+            # Whoever removes the handle from the open set finishes it: this exit, or the session's
+            # end (which recorded it as abandoned; then there is nothing left to record here).
+            if s.open_operations.pop(self, None) is not None:
+                try:
+                    error_type: str | None = None
+                    if exc is not None:
+                        error_type = exc_type.__qualname__ if exc_type is not None else type(exc).__qualname__
+                        span.set_attribute(ERROR_TYPE, error_type)
+                        if error_type not in CANCELLATIONS:
+                            span.record_exception(exc)
+                            span.set_status(Status(StatusCode.ERROR, error_type))
+                    self._finish(duration_s, error_type)
+                except Exception as internal:
+                    s.guard.contain(internal, self.SPAN_NAME)
+                try:
+                    span.end()
+                except Exception as internal:  # a span processor raising in on_end
+                    s.guard.contain(internal, self.SPAN_NAME + " end")
+        finally:  # also when strict mode re-raises a failure of our own
+            self._restore_context()
         return False
 
     def _restore_context(self) -> None:
