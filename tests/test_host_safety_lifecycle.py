@@ -156,3 +156,18 @@ def test_fork_pool_workers_save_their_records_to_the_history(tmp_path):
     # The parent's session, and one per worker that ran tasks (an idle worker adds no empty session).
     assert len(sessions) == 1 + len(set(pids)), counts
     assert sum(counts) == 11, counts  # 1 in the parent, 10 in the workers
+
+
+def test_thread_pool_tasks_keep_their_results_exceptions_and_arguments():
+    with observe(history=False) as tel:
+        def task(a, *, b):
+            if a < 0:
+                raise KeyError(a)
+            return a + b
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            ok = pool.submit(task, 1, b=2)
+            failed = pool.submit(task, -1, b=0)
+            assert ok.result(5) == 3
+            assert isinstance(failed.exception(5), KeyError)
+        assert tel.summary()["execution"]["total_executions"] == 0
