@@ -231,6 +231,15 @@ def _mark_error_data(span: Any, error: Any) -> str:
     return code
 
 
+def _with_error(metric: dict[str, Any], error_type: str | None) -> dict[str, Any]:
+    """Metric attributes of a failed operation: error.type, and the JSON-RPC code when it is one."""
+    if error_type is not None:
+        metric["error.type"] = error_type
+        if error_type.lstrip("-").isdigit():
+            metric["rpc.response.status_code"] = error_type
+    return metric
+
+
 def _mark_tool_error(span: Any) -> str:
     span.set_attribute("error.type", "tool_error")
     span.set_status(Status(StatusCode.ERROR, "tool_error"))
@@ -400,9 +409,7 @@ def _finish_client(inst: _Instruments, session: Any, span: Any, attrs: dict[str,
         protocol = _session_protocol(session)
         if protocol:
             metric["mcp.protocol.version"] = protocol
-        if error_type is not None:
-            metric["error.type"] = error_type
-        inst.client_duration.record(duration, metric)
+        inst.client_duration.record(duration, _with_error(metric, error_type))
     except Exception:
         pass
     finally:
@@ -539,9 +546,7 @@ def _absorbing_otel_span(inst: _Instruments) -> Callable[..., Any]:
             finally:
                 if error_type is None and span.is_recording():
                     error_type = (getattr(span, "attributes", None) or {}).get("error.type")
-                if error_type is not None:
-                    metric["error.type"] = error_type
-                inst.client_duration.record(time.perf_counter() - t0, metric)
+                inst.client_duration.record(time.perf_counter() - t0, _with_error(metric, error_type))
 
     return otel_span
 
@@ -610,10 +615,8 @@ class _ServerMiddleware:
         finally:
             duration = time.perf_counter() - t0
             otel_context.detach(token)
-            if error_type is not None:
-                attrs["error.type"] = error_type
             try:
-                inst.server_duration.record(duration, attrs)
+                inst.server_duration.record(duration, _with_error(attrs, error_type))
             finally:
                 span.end()
 
@@ -798,10 +801,7 @@ def _legacy_end(responder: Any, exc: BaseException | None = None) -> None:
     try:
         if exc is not None and error[0] is None:
             error[0] = _mark_failed(span, exc)
-        metric = dict(attrs)
-        if error[0] is not None:
-            metric["error.type"] = error[0]
-        inst.server_duration.record(time.perf_counter() - t0, metric)
+        inst.server_duration.record(time.perf_counter() - t0, _with_error(dict(attrs), error[0]))
     except Exception:
         pass
     finally:
