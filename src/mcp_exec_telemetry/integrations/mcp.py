@@ -335,6 +335,17 @@ class _WithMeta:
         return type(self._request)
 
 
+def _legacy_request(session: Any, span: Any, request: Any) -> Any:
+    """mcp 1.x takes the next id synchronously and injects no trace context of its own: note the id, inject ours."""
+    try:
+        span.set_attribute("jsonrpc.request.id", str(session._request_id))
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier)
+        return _WithMeta(request, carrier)
+    except Exception:
+        return request
+
+
 async def _send_request(inst: _Instruments, original: Callable[..., Any], legacy: bool, self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
     """One CLIENT span and one duration record around a request the client sends."""
     try:
@@ -364,11 +375,7 @@ async def _send_request(inst: _Instruments, original: Callable[..., Any], legacy
     t0 = time.perf_counter()
     try:
         if legacy:
-            # mcp 1.x takes the next id synchronously and injects no trace context of its own.
-            span.set_attribute("jsonrpc.request.id", str(getattr(self, "_request_id", "")))
-            carrier: dict[str, str] = {}
-            _PROPAGATOR.inject(carrier)
-            request = _WithMeta(request, carrier)
+            request = _legacy_request(self, span, request)
         result = await original(self, request, *args, **kwargs)
     except BaseException as exc:
         error_type = _mark_failed(span, exc)
