@@ -138,18 +138,23 @@ def _pool_task(i: int) -> int:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_fork_pool_workers_save_their_records_to_the_history(tmp_path):
+@pytest.mark.parametrize("ending", ["close_and_join", "with_block"])
+def test_fork_pool_workers_save_their_records_to_the_history(ending, tmp_path):
     global _POOL_TEL
     with observe(history=tmp_path, export_timeout_ms=2_000) as tel:
         _POOL_TEL = tel
         with tel.execution.run("python3") as ex:
             ex.set_result(0)
         pool = multiprocessing.get_context("fork").Pool(2)
-        try:
-            pids = pool.map(_pool_task, range(10))
-        finally:
-            pool.close()
-            pool.join()
+        if ending == "with_block":  # Pool.__exit__ terminates the workers with SIGTERM
+            with pool:
+                pids = pool.map(_pool_task, range(10))
+        else:  # the workers exit on their own, through multiprocessing's finalizers
+            try:
+                pids = pool.map(_pool_task, range(10))
+            finally:
+                pool.close()
+                pool.join()
         _POOL_TEL = None
     sessions = _sessions(tmp_path)
     counts = sorted(s["execution"]["total_executions"] for s in sessions)
