@@ -144,3 +144,50 @@ def test_sigint_still_unwinds_and_saves(tmp_path):
         # KeyboardInterrupt went through the open step: an error, recorded by the step itself.
         assert (e["total_executions"], e["successful_executions"]) == (DONE + 1, DONE)
         assert len(rx.spans("execution.run")) == DONE + 1
+
+
+TWO_SESSIONS = r"""
+import sys, time
+from mcp_exec_telemetry import observe
+
+root = sys.argv[1]
+with observe(history=root, service_name="outer") as outer:
+    with observe(history=root, service_name="inner") as inner:
+        for tel in (outer, inner):
+            with tel.execution.run("python3") as ex:
+                ex.set_result(0)
+        print("ready", flush=True)
+        time.sleep(60)
+"""
+
+
+def test_two_open_sessions_are_both_saved_and_the_process_ends_with_the_signal(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", TWO_SESSIONS, str(tmp_path / "history")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert status == -signal.SIGTERM, proc.stderr.read()
+    saved = _saved_sessions(tmp_path)
+    assert sorted(s["service_name"] for s in saved) == ["inner", "outer"]
+    assert [s["execution"]["total_executions"] for s in saved] == [1, 1]
+
+
+def test_ended_sessions_give_the_default_disposition_back_in_any_order():
+    from mcp_exec_telemetry import observe
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert before is signal.SIG_DFL
+    a = observe(history=False).__enter__()
+    b = observe(history=False).__enter__()
+    assert signal.getsignal(signal.SIGTERM) == b._on_signal
+    a.shutdown()  # out of order: b's handler stays, it chains to a's, which now passes through
+    assert signal.getsignal(signal.SIGTERM) == b._on_signal
+    b.shutdown()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL

@@ -336,7 +336,7 @@ class Telemetry:
             if sig is None:
                 continue
             try:
-                current = signal.getsignal(sig)
+                current = _skip_ended_sessions(signal.getsignal(sig), sig)
                 if current == self._on_signal:
                     continue
                 if current is signal.SIG_DFL or isinstance(getattr(current, "__self__", None), Telemetry):
@@ -352,7 +352,7 @@ class Telemetry:
         for sig, previous in list(self._signal_previous.items()):
             try:
                 if signal.getsignal(sig) == self._on_signal:
-                    signal.signal(sig, previous)
+                    signal.signal(sig, _skip_ended_sessions(previous, sig))
                     del self._signal_previous[sig]
             except (ValueError, OSError, TypeError):  # pragma: no cover
                 pass
@@ -682,6 +682,23 @@ def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: Expor
 
 
 _LIVE: "weakref.WeakSet[Telemetry]" = weakref.WeakSet()
+
+
+def _skip_ended_sessions(handler: Any, sig: int) -> Any:
+    """``handler``, or, when it is the handler of a session that has ended, what that one replaced.
+
+    A session that ends while another session's handler is installed over its own cannot put the
+    old disposition back; whoever finds its handler later steps over it, so no chain of ended
+    sessions builds up.
+    """
+    seen = 0
+    while isinstance(getattr(handler, "__self__", None), Telemetry) and seen < 100:
+        owner: Telemetry = handler.__self__
+        if not owner._closed_event.is_set():
+            break
+        handler = owner._signal_previous.get(sig, signal.SIG_DFL)
+        seen += 1
+    return handler
 
 
 def _close_at_worker_exit(tel: Telemetry) -> None:
