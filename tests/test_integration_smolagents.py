@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import sys
 from typing import Any, Iterator
 
 import pytest
@@ -40,22 +39,7 @@ from mcp_exec_telemetry.integrations import mcp as mcp_integration  # noqa: E402
 from mcp_exec_telemetry.integrations.smolagents import FILTERING_KIND, instrument_smolagents, is_instrumented, uninstrument_smolagents  # noqa: E402
 from mcp_exec_telemetry.testing import capture  # noqa: E402
 from tests.servers.otlp import OtlpReceiver  # noqa: E402
-
-# mcp-server-time, traced by instrument_mcp into a session of its own that exports over OTLP.
-TRACED_TIME_SERVER = """
-import sys
-from mcp_exec_telemetry import observe
-from mcp_exec_telemetry.integrations.mcp import instrument_mcp
-import mcp_server_time
-sys.argv = ["mcp-server-time", "--local-timezone", "UTC"]
-with observe(service_name="mcp-server-time", history=False, export_timeout_ms=1500) as tel:
-    instrument_mcp(tel)
-    try:
-        mcp_server_time.main()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-"""
-
+from tests.time_server import command  # noqa: E402
 
 class ScriptedModel(Model):
     """A model that answers with the next scripted reply (a thought and a code block)."""
@@ -83,10 +67,8 @@ ANSWER = code("I have it.", "final_answer(hour)")
 
 
 def time_server(otlp_endpoint: str | None = None) -> StdioServerParameters:
-    if otlp_endpoint is None:
-        return StdioServerParameters(command=sys.executable, args=["-m", "mcp_server_time", "--local-timezone", "UTC"])
-    env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=otlp_endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
-    return StdioServerParameters(command=sys.executable, args=["-c", TRACED_TIME_SERVER], env=env)
+    cmd, args, env = command(otlp_endpoint)
+    return StdioServerParameters(command=cmd, args=args, env=env)
 
 
 def agent(tools: list[Any], replies: list[str], **kwargs: Any) -> CodeAgent:
