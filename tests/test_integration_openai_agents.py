@@ -168,3 +168,30 @@ def test_a_failed_run_is_a_failed_span() -> None:
         (run,) = cap.spans("invoke_agent broken")
     assert run.attributes["error.type"] == "RuntimeError"
     assert run.status.status_code == StatusCode.ERROR
+
+
+def test_the_example_runs_offline_and_prints_the_summary_and_the_dashboard() -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import repo_root
+
+    out = subprocess.run([sys.executable, str(repo_root() / "examples" / "openai_agents_mcp_agent.py")], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "answer: A 09:30 meeting in Paris is in the evening in Tokyo.\n" in text
+    requests = json.loads(text[text.index("MCP requests: ") + len("MCP requests: ") : text.index("\n", text.index("MCP requests: "))])
+    assert requests == {
+        "initialize": 1,
+        "notifications/initialized": 1,
+        "tools/call convert_time": 1,
+        "tools/call convert_time tool_error": 1,  # the misspelt zone
+        "tools/call get_current_time": 1,
+        "tools/list": 1,
+    }
+    start = text.index("\n{\n") + 1
+    summary = json.loads(text[start : text.index("\n}\n", start) + 2])
+    assert summary["service_name"] == "openai-agents-mcp-agent"
+    assert summary["discovery"]["total_queries"] == 1  # cache_tools_list=True: listed once
+    assert "MCP Execution Metrics Dashboard" in text

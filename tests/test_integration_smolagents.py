@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from typing import Any, Iterator
 
 import pytest
@@ -265,3 +266,28 @@ def test_telemetry_that_fails_never_breaks_the_agent() -> None:
     instrument_smolagents(Broken(), instrument_mcp_sessions=False)
     bot = agent([list_orders], [code("Count.", 'n = len(list_orders(customer="C1"))\nprint(n)'), code("Answer.", "final_answer(n)")])
     assert bot.run("How many orders?") == 40
+
+
+def test_the_example_runs_offline_and_prints_the_summary_and_the_dashboard() -> None:
+    import subprocess
+
+    from tests.conftest import repo_root
+
+    out = subprocess.run([sys.executable, str(repo_root() / "examples" / "smolagents_code_agent.py")], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "answer: Asia/Tokyo, Asia/Kolkata, Africa/Nairobi\n" in text
+    start = text.index("\n{\n") + 1
+    summary = json.loads(text[start : text.index("\n}\n", start) + 2])
+    assert summary["service_name"] == "smolagents-code-agent"
+    execution = summary["execution"]
+    assert (execution["total_executions"], execution["successful_executions"], execution["failed_executions"]) == (3, 2, 1)
+    assert summary["discovery"]["total_queries"] == 1
+    filtering = summary["filtering"]
+    assert filtering["operations"] == {FILTERING_KIND: 1}
+    # Eight convert_time answers went into the code; one short list came back to the model.
+    assert filtering["total_input_bytes"] > 2000 and filtering["total_output_bytes"] < 120
+    assert filtering["estimated_tokens_saved"] == int((filtering["total_input_bytes"] - filtering["total_output_bytes"]) / 4)
+    assert "MCP Execution Metrics Dashboard" in text
+    assert "Execution Success Rate:    66.7%" in text
+    assert f"Token Savings (est):       {filtering['estimated_tokens_saved']:,} tokens" in text

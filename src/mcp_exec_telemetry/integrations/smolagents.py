@@ -93,11 +93,13 @@ def observation_text(code_output: Any) -> str:
 
 
 def _code_error(exc: BaseException) -> BaseException:
-    """The exception the code raised: smolagents wraps it in an ``InterpreterError`` raised in its handler."""
-    if type(exc).__name__ == "InterpreterError":
+    """The exception the code raised: smolagents wraps it in ``InterpreterError``s raised in its handlers."""
+    seen = 0
+    while type(exc).__name__ == "InterpreterError" and seen < 8:
         inner = exc.__cause__ or exc.__context__
-        if isinstance(inner, Exception):
-            return inner
+        if not isinstance(inner, Exception):
+            break
+        exc, seen = inner, seen + 1
     return exc
 
 
