@@ -2,9 +2,9 @@
 
 A scripted model (``agents.testing.ScriptedModel``: no network, no API key) asks for a tool of
 ``mcp-server-time`` from PyPI, started over stdio by ``MCPServerStdio``; for the server spans the
-server runs traced by ``instrument_mcp`` and exports over OTLP to a real receiver. ``.ci/run`` runs
-these tests in a venv of their own (``.[openai-agents]``) with ``MCP_EXEC_REQUIRE_OPENAI_AGENTS=1``,
-where a missing package is a failure, not a skip.
+server runs traced by ``instrument_mcp`` and exports over OTLP to a real receiver. The SDK is in the
+``[all]`` extra, so the main suite runs these tests on mcp 2.x; ``.ci/run`` runs them again in a venv
+of their own on mcp 1.x. With ``CI=true`` a missing package is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ def _require(module: str) -> None:
     if importlib.util.find_spec(module) is not None:
         return
     reason = f"{module} is not installed (pip install -e '.[openai-agents]' mcp-server-time)"
-    if os.environ.get("MCP_EXEC_REQUIRE_OPENAI_AGENTS") == "1":
-        pytest.fail(f"{reason}; MCP_EXEC_REQUIRE_OPENAI_AGENTS=1, so this is a failure, not a skip", pytrace=False)
+    if os.environ.get("CI", "").lower() == "true" or os.environ.get("MCP_EXEC_REQUIRE_OPENAI_AGENTS") == "1":
+        pytest.fail(f"{reason}; in CI this is a failure, not a skip", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
 
 
@@ -182,9 +182,8 @@ def test_the_example_runs_offline_and_prints_the_summary_and_the_dashboard() -> 
     text = out.stdout
     assert "answer: A 09:30 meeting in Paris is in the evening in Tokyo.\n" in text
     requests = json.loads(text[text.index("MCP requests: ") + len("MCP requests: ") : text.index("\n", text.index("MCP requests: "))])
-    assert requests == {
-        "initialize": 1,
-        "notifications/initialized": 1,
+    # (plus the handshake: initialize on mcp 1.x, server/discover on 2.x)
+    assert {k: v for k, v in requests.items() if k.startswith("tools/")} == {
         "tools/call convert_time": 1,
         "tools/call convert_time tool_error": 1,  # the misspelt zone
         "tools/call get_current_time": 1,
