@@ -194,3 +194,22 @@ def test_the_example_runs_offline_and_prints_the_summary_and_the_dashboard() -> 
     assert summary["service_name"] == "openai-agents-mcp-agent"
     assert summary["discovery"]["total_queries"] == 1  # cache_tools_list=True: listed once
     assert "MCP Execution Metrics Dashboard" in text
+
+
+def test_the_instrumentor_reports_into_a_given_session() -> None:
+    from importlib.metadata import entry_points
+
+    from mcp_exec_telemetry.integrations.agents_instrumentor import OpenAIAgentsInstrumentor
+
+    (ep,) = [e for e in entry_points(group="opentelemetry_instrumentor") if e.name == "openai_agents"]
+    assert ep.load() is OpenAIAgentsInstrumentor
+    assert list(OpenAIAgentsInstrumentor().instrumentation_dependencies()) == ["openai-agents >= 0.24"]
+    agent = Agent(name="echo", instructions="Say hi.", model=ScriptedModel([[assistant_message("hi")], [assistant_message("hi")]]))
+    with capture() as cap:
+        OpenAIAgentsInstrumentor().instrument(telemetry=cap.telemetry)
+        assert mcp_integration.is_instrumented()
+        Runner.run_sync(agent, "Say hi.")
+        OpenAIAgentsInstrumentor().uninstrument()
+        Runner.run_sync(agent, "Say hi.")
+        assert len(cap.spans("invoke_agent echo")) == 1
+    assert not is_instrumented() and not mcp_integration.is_instrumented()

@@ -291,3 +291,30 @@ def test_the_example_runs_offline_and_prints_the_summary_and_the_dashboard() -> 
     assert "MCP Execution Metrics Dashboard" in text
     assert "Execution Success Rate:    66.7%" in text
     assert f"Token Savings (est):       {filtering['estimated_tokens_saved']:,} tokens" in text
+
+
+def test_the_instrumentor_reports_into_a_given_session_or_one_of_its_own() -> None:
+    from importlib.metadata import entry_points
+
+    from mcp_exec_telemetry.integrations.agents_instrumentor import SmolagentsInstrumentor
+
+    (ep,) = [e for e in entry_points(group="opentelemetry_instrumentor") if e.name == "smolagents"]
+    assert ep.load() is SmolagentsInstrumentor  # what opentelemetry-instrument finds
+    assert list(SmolagentsInstrumentor().instrumentation_dependencies()) == ["smolagents >= 1.26"]
+    with capture() as cap:
+        SmolagentsInstrumentor().instrument(telemetry=cap.telemetry, instrument_mcp_sessions=False)
+        assert agent([], [code("Answer.", "final_answer(7)")]).run("Seven.") == 7
+        SmolagentsInstrumentor().uninstrument()
+        assert agent([], [code("Answer.", "final_answer(8)")]).run("Eight.") == 8
+        assert cap.summary()["execution"]["total_executions"] == 1
+    assert not is_instrumented()
+
+    SmolagentsInstrumentor().instrument(instrument_mcp_sessions=False)  # no session given: one from the environment
+    try:
+        owned = SmolagentsInstrumentor._owned
+        assert owned is not None and not owned.closed
+        assert agent([], [code("Answer.", "final_answer(9)")]).run("Nine.") == 9
+        assert owned.summary()["execution"]["total_executions"] == 1
+    finally:
+        SmolagentsInstrumentor().uninstrument()
+    assert owned.closed and not is_instrumented()
