@@ -231,6 +231,17 @@ def test_a_streamed_run_is_one_span_around_its_steps() -> None:
     assert [r.parent.span_id for r in runs] == [run.context.span_id] * 2
 
 
+def test_a_run_that_reaches_max_steps_is_a_failed_run_span() -> None:
+    with capture() as cap:
+        instrument_smolagents(cap.telemetry, instrument_mcp_sessions=False)
+        bot = agent([], [code("Think.", "x = 1"), "Out of steps: x is 1"], max_steps=1)
+        assert bot.run("Loop.") == "Out of steps: x is 1"  # smolagents asks the model for an answer
+        (run,) = cap.spans("invoke_agent CodeAgent")
+        assert cap.summary()["execution"]["total_executions"] == 1
+    assert run.attributes["error.type"] == "AgentMaxStepsError"
+    assert run.status.status_code == StatusCode.ERROR
+
+
 def test_uninstrument_restores_smolagents_and_records_nothing_more() -> None:
     originals = (CodeAgent.run, CodeAgent._step_stream, Tool.__call__, lpe.timeout)
     with capture() as cap:

@@ -20,9 +20,15 @@ agent's code:
   bytes of the observation sent back to the model are one ``tel.filtering.operation("code_step",
   tool_bytes)`` with ``set_output(observation_bytes)``, so ``estimated_tokens_saved`` is
   ``(tool bytes - observation bytes) / bytes_per_token`` summed over the steps that called tools;
-* the MCP tool listing at start-up is a discovery query (``instrument_mcp`` reports ``tools/list``),
-  under the span that was current where the tools were loaded, although ``mcpadapt`` runs the MCP
-  session on an event loop in a thread of its own.
+* the MCP tool listing at start-up is one discovery query (``instrument_mcp`` reports the
+  ``tools/list`` that ``mcpadapt`` makes when it connects; the second one it makes right after, to
+  adapt the tools, is sent and traced but is no query), under the span that was current where the
+  tools were loaded, although ``mcpadapt`` runs the MCP session on an event loop in a thread of its
+  own.
+
+With a remote executor (E2B, Docker, Modal, Blaxel) the executions are measured the same way, but
+the tools run inside the remote sandbox, out of this process's sight: no tool spans, no filtering
+record. ``ToolCallingAgent`` (no code) gets the run span and, for MCP tools, the MCP spans only.
 
 ``instrument_smolagents`` also calls ``instrument_mcp(tel)`` when ``mcp`` is installed and not yet
 instrumented, and ``uninstrument_smolagents`` undoes only what it did.
@@ -31,8 +37,11 @@ Where smolagents gives no hook, the module patches the narrowest place and resto
 ``CodeAgent.run`` and ``CodeAgent._step_stream`` (the step holds a measuring proxy of its executor
 while it runs), ``Tool.__call__``, ``smolagents.local_python_executor.timeout`` (the local executor
 runs the code on a worker thread; the patched decorator carries the caller's context there, so tool
-spans find their execution span), and ``mcpadapt.core.MCPAdapt.start`` / ``_run_loop`` (the MCP
-session's thread starts in the context of the code that loaded the tools). Telemetry failures never
+spans find their execution span), and ``mcpadapt.core.MCPAdapt.start`` / ``_run_loop`` / ``tools``
+(the MCP session's thread starts in the context of the code that loaded the tools; the adapting
+listing skips ``instrument_mcp``'s discovery layer through its ``__wrapped__``). A tool call from the
+code reaches the MCP loop through ``asyncio.run_coroutine_threadsafe``, which carries the caller's
+context, so the ``tools/call`` span is a child of the execution span with nothing more to do. Telemetry failures never
 reach the agent: each hook falls back to the original call.
 """
 
