@@ -231,6 +231,15 @@ def _mark_error_data(span: Any, error: Any) -> str:
     return code
 
 
+def _with_error(metric: dict[str, Any], error_type: str | None) -> dict[str, Any]:
+    """Metric attributes of a failed operation: error.type, and the JSON-RPC code when it is one."""
+    if error_type is not None:
+        metric["error.type"] = error_type
+        if error_type.lstrip("-").isdigit():
+            metric["rpc.response.status_code"] = error_type
+    return metric
+
+
 def _mark_tool_error(span: Any) -> str:
     span.set_attribute("error.type", "tool_error")
     span.set_status(Status(StatusCode.ERROR, "tool_error"))
@@ -326,6 +335,17 @@ class _WithMeta:
         return type(self._request)
 
 
+def _legacy_request(session: Any, span: Any, request: Any) -> Any:
+    """mcp 1.x takes the next id synchronously and injects no trace context of its own: note the id, inject ours."""
+    try:
+        span.set_attribute("jsonrpc.request.id", str(session._request_id))
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier)
+        return _WithMeta(request, carrier)
+    except Exception:
+        return request
+
+
 async def _send_request(inst: _Instruments, original: Callable[..., Any], legacy: bool, self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
     """One CLIENT span and one duration record around a request the client sends."""
     try:
@@ -355,11 +375,7 @@ async def _send_request(inst: _Instruments, original: Callable[..., Any], legacy
     t0 = time.perf_counter()
     try:
         if legacy:
-            # mcp 1.x takes the next id synchronously and injects no trace context of its own.
-            span.set_attribute("jsonrpc.request.id", str(getattr(self, "_request_id", "")))
-            carrier: dict[str, str] = {}
-            _PROPAGATOR.inject(carrier)
-            request = _WithMeta(request, carrier)
+            request = _legacy_request(self, span, request)
         result = await original(self, request, *args, **kwargs)
     except BaseException as exc:
         error_type = _mark_failed(span, exc)
@@ -400,9 +416,7 @@ def _finish_client(inst: _Instruments, session: Any, span: Any, attrs: dict[str,
         protocol = _session_protocol(session)
         if protocol:
             metric["mcp.protocol.version"] = protocol
-        if error_type is not None:
-            metric["error.type"] = error_type
-        inst.client_duration.record(duration, metric)
+        inst.client_duration.record(duration, _with_error(metric, error_type))
     except Exception:
         pass
     finally:
@@ -539,9 +553,7 @@ def _absorbing_otel_span(inst: _Instruments) -> Callable[..., Any]:
             finally:
                 if error_type is None and span.is_recording():
                     error_type = (getattr(span, "attributes", None) or {}).get("error.type")
-                if error_type is not None:
-                    metric["error.type"] = error_type
-                inst.client_duration.record(time.perf_counter() - t0, metric)
+                inst.client_duration.record(time.perf_counter() - t0, _with_error(metric, error_type))
 
     return otel_span
 
@@ -610,10 +622,8 @@ class _ServerMiddleware:
         finally:
             duration = time.perf_counter() - t0
             otel_context.detach(token)
-            if error_type is not None:
-                attrs["error.type"] = error_type
             try:
-                inst.server_duration.record(duration, attrs)
+                inst.server_duration.record(duration, _with_error(attrs, error_type))
             finally:
                 span.end()
 
@@ -798,10 +808,7 @@ def _legacy_end(responder: Any, exc: BaseException | None = None) -> None:
     try:
         if exc is not None and error[0] is None:
             error[0] = _mark_failed(span, exc)
-        metric = dict(attrs)
-        if error[0] is not None:
-            metric["error.type"] = error[0]
-        inst.server_duration.record(time.perf_counter() - t0, metric)
+        inst.server_duration.record(time.perf_counter() - t0, _with_error(dict(attrs), error[0]))
     except Exception:
         pass
     finally:
