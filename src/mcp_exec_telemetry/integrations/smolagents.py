@@ -185,19 +185,25 @@ def _close_succeeded(inst: _Instruments, op: Any, step: _CodeStep, output: Any) 
             _log.debug("execution.run failed to close", exc_info=True)
 
 
+_proxy_class: Any = None
+
+
 def _measuring_executor(executor: Any) -> Any:
     """A transparent proxy of ``executor`` whose calls (code actions) are measured executions."""
-    import wrapt
+    global _proxy_class
+    if _proxy_class is None:
+        import wrapt
 
-    class MeasuredExecutor(wrapt.ObjectProxy):  # type: ignore[misc]
-        def __call__(self, code_action: str, *args: Any, **kwargs: Any) -> Any:
-            inst = _active()
-            wrapped = self.__wrapped__
-            if inst is None or args or kwargs:
-                return wrapped(code_action, *args, **kwargs)
-            return _run_code(inst, wrapped, code_action)
+        class MeasuredExecutor(wrapt.ObjectProxy):  # type: ignore[misc]
+            def __call__(self, code_action: str, *args: Any, **kwargs: Any) -> Any:
+                inst = _active()
+                wrapped = self.__wrapped__
+                if inst is None or args or kwargs:
+                    return wrapped(code_action, *args, **kwargs)
+                return _run_code(inst, wrapped, code_action)
 
-    return MeasuredExecutor(executor)
+        _proxy_class = MeasuredExecutor
+    return _proxy_class(executor)
 
 
 # --- patched methods -------------------------------------------------------------------------
