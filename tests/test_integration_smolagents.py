@@ -64,7 +64,11 @@ TOKYO = code(
     'hour = json.loads(raw)["target"]["datetime"][11:16]\n'
     "print(hour)",
 )
-ANSWER = code("I have it.", "final_answer(hour)")
+ANSWER = code(
+    "Check the zone's name with the server, then answer.",
+    'now = get_current_time(timezone="Asia/Tokyo")\n'
+    'final_answer(hour + " " + json.loads(now)["timezone"])',
+)
 
 
 def time_server(otlp_endpoint: str | None = None) -> StdioServerParameters:
@@ -94,18 +98,19 @@ def test_two_step_code_agent_with_an_mcp_tool_gives_executions_tool_and_server_s
         with ToolCollection.from_mcp(time_server(rx.grpc_endpoint), trust_remote_code=True, structured_output=False) as tools:
             bot = agent(list(tools.tools), [TOKYO, ANSWER])
             answer = bot.run("What time is it in Tokyo at noon UTC?")
-        raw = bot.python_executor.state["raw"]  # what the MCP tool returned into the code
+        state = bot.python_executor.state
+        returned = [state["raw"], state["now"]]  # what the MCP tool calls returned into the code
         observations = [s.observations for s in bot.memory.steps if type(s).__name__ == "ActionStep"]
         summary = cap.summary()
         spans = cap.spans()
-        server_spans = rx.wait_for_spans(1, name="tools/call convert_time", timeout=15)
+        server_spans = rx.wait_for_spans(2, name=None, timeout=15)
 
-    assert answer == "21:00"
-    tool_bytes = len(raw.encode("utf-8"))
+    assert answer == "21:00 Asia/Tokyo"
+    tool_bytes = [len(r.encode("utf-8")) for r in returned]
     observation_bytes = [len(o.encode("utf-8")) for o in observations]
-    assert observations[0] == "Execution logs:\n21:00\nLast output from code snippet:\nNone"
-    assert observation_bytes == [57, 52]
-    assert tool_bytes > 200  # the tool's JSON: both times, their zones, weekdays, DST flags, the difference
+    assert observations == ["Execution logs:\n21:00\nLast output from code snippet:\nNone", "Execution logs:\nLast output from code snippet:\n21:00 Asia/Tokyo"]
+    assert observation_bytes == [57, 63]
+    assert tool_bytes[0] > 200 and tool_bytes[1] > 80  # the tools' JSON: times, zones, weekdays, DST flags
 
     # Executions: one per code action, both succeeded (the second is the final answer).
     execution = summary["execution"]
@@ -124,24 +129,26 @@ def test_two_step_code_agent_with_an_mcp_tool_gives_executions_tool_and_server_s
     for r in runs:  # the real durations: inside the run
         assert run.start_time <= r.start_time < r.end_time <= run.end_time
 
-    # The MCP tool call is the client span under the first execution span; the server span under it.
-    (call,) = [s for s in spans if s.name == "tools/call convert_time"]
-    assert call.kind == SpanKind.CLIENT
-    assert call.parent.span_id == runs[0].context.span_id
-    assert not [s for s in spans if s.parent is not None and s.parent.span_id == runs[1].context.span_id]
-    (server,) = [s for s in server_spans if s.kind == "server"]
-    assert server.resource["service.name"] == "mcp-server-time"
-    assert server.parent_span_id == f"{call.context.span_id:016x}"
-    assert server.trace_id == f"{run.context.trace_id:032x}"
+    # Each execution span has its MCP tool call's client span under it, and the server span under that.
+    calls = [s for s in spans if s.name in ("tools/call convert_time", "tools/call get_current_time")]
+    assert [c.name for c in calls] == ["tools/call convert_time", "tools/call get_current_time"]
+    assert [c.kind for c in calls] == [SpanKind.CLIENT] * 2
+    assert [c.parent.span_id for c in calls] == [r.context.span_id for r in runs]
+    served = {s.parent_span_id: s for s in server_spans if s.kind == "server" and s.name.startswith("tools/call")}
+    for c in calls:
+        server = served[f"{c.context.span_id:016x}"]
+        assert server.name == c.name
+        assert server.resource["service.name"] == "mcp-server-time"
+        assert server.trace_id == f"{run.context.trace_id:032x}"
 
-    # In-sandbox filtering: the tool's bytes in, the observation's bytes out, under the first execution.
-    (flt,) = [s for s in spans if s.name == "filtering.operation"]
-    assert flt.parent.span_id == runs[0].context.span_id
-    assert (flt.attributes["mcp_exec.filtering.input_bytes"], flt.attributes["mcp_exec.filtering.output_bytes"]) == (tool_bytes, observation_bytes[0])
+    # In-sandbox filtering: each step's tool bytes in, its observation's bytes out, under its execution.
+    filters = [s for s in spans if s.name == "filtering.operation"]
+    assert [f.parent.span_id for f in filters] == [r.context.span_id for r in runs]
+    assert [(f.attributes["mcp_exec.filtering.input_bytes"], f.attributes["mcp_exec.filtering.output_bytes"]) for f in filters] == list(zip(tool_bytes, observation_bytes))
     filtering = summary["filtering"]
-    assert filtering["operations"] == {FILTERING_KIND: 1}
-    assert (filtering["total_input_bytes"], filtering["total_output_bytes"]) == (tool_bytes, observation_bytes[0])
-    assert filtering["estimated_tokens_saved"] == int((tool_bytes - observation_bytes[0]) / 4) > 0
+    assert filtering["operations"] == {FILTERING_KIND: 2}
+    assert (filtering["total_input_bytes"], filtering["total_output_bytes"]) == (sum(tool_bytes), sum(observation_bytes))
+    assert filtering["estimated_tokens_saved"] == int((sum(tool_bytes) - sum(observation_bytes)) / 4) > 0
 
     # The MCP tool listing at start-up is one discovery query that found the server's two tools.
     (query,) = [s for s in spans if s.name == "discovery.search"]
