@@ -81,7 +81,8 @@ async def http_session(url: str) -> AsyncIterator[tuple[ClientSession, Any]]:
     """A session over streamable HTTP and the SDK's transport-level view of the session id."""
     from mcp.client import streamable_http
 
-    connect = getattr(streamable_http, "streamable_http_client")
+    # streamablehttp_client before mcp 1.24, streamable_http_client since
+    connect = getattr(streamable_http, "streamable_http_client", None) or streamable_http.streamablehttp_client
     async with connect(url) as streams:
         read, write = streams[0], streams[1]
         get_session_id = streams[2] if len(streams) > 2 else None  # mcp 1.x hands it out

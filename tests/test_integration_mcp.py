@@ -6,6 +6,7 @@ The same file runs in both environments .ci/run sets up (mcp 2.x and mcp 1.x).
 
 from __future__ import annotations
 
+import re
 import tempfile
 import warnings
 from typing import Any, Callable
@@ -29,7 +30,6 @@ from mcp_exec_telemetry.testing import capture
 from tests.mcp_support import DEMO, MCP_MAJOR, HttpServer, by_request_id, client_spans, http_session, points, server_env, stdio_session
 from tests.servers.otlp import OtlpReceiver
 
-PROTOCOL = "2025-11-25"  # what both SDKs negotiate with each other
 
 
 def run(fn: Callable[[], Any]) -> Any:
@@ -91,12 +91,14 @@ def test_every_request_the_client_sends_is_one_client_span_and_one_duration_reco
         notes = [s for s in client_spans(cap) if "jsonrpc.request.id" not in s.attributes]
         got = [(s.name, s.attributes["mcp.method.name"], s.attributes.get("error.type")) for s in requests]
         assert got == EXPECTED
+        protocol = requests[0].attributes["mcp.protocol.version"]  # negotiated: the newest both SDKs speak
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", protocol)
         ids = [int(s.attributes["jsonrpc.request.id"]) for s in requests]
         assert ids == list(range(ids[0], ids[0] + len(ids)))  # the ids on the wire, in order
         for span in requests:
             assert span.kind == SpanKind.CLIENT
             assert span.attributes["network.transport"] == "pipe"
-            assert span.attributes["mcp.protocol.version"] == PROTOCOL
+            assert span.attributes["mcp.protocol.version"] == protocol
             assert "mcp.session.id" not in span.attributes  # stdio has no MCP session id
             assert (span.status.status_code == StatusCode.ERROR) == ("error.type" in span.attributes)
         # notifications/initialized is a notification: a span, no request id
@@ -131,7 +133,7 @@ def test_every_request_the_client_sends_is_one_client_span_and_one_duration_reco
             assert p.attributes["network.transport"] == "pipe"
         (session_point,) = points(cap, "mcp.client.session.duration")
         assert session_point.count == 1
-        assert dict(session_point.attributes) == {"network.transport": "pipe", "mcp.protocol.version": PROTOCOL}
+        assert dict(session_point.attributes) == {"network.transport": "pipe", "mcp.protocol.version": protocol}
         assert tuple(session_point.explicit_bounds) == MCP_DURATION_BUCKETS_S
 
 
