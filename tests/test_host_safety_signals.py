@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 
 from tests.servers import OtlpReceiver
 
@@ -183,6 +184,7 @@ def test_ended_sessions_give_the_default_disposition_back_in_any_order():
 
     before = signal.getsignal(signal.SIGTERM)
     assert before is signal.SIG_DFL
+    before_span = trace.get_current_span()
     a = observe(history=False).__enter__()
     b = observe(history=False).__enter__()
     assert signal.getsignal(signal.SIGTERM) == b._on_signal
@@ -191,3 +193,4 @@ def test_ended_sessions_give_the_default_disposition_back_in_any_order():
     b.shutdown()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+    assert trace.get_current_span() is before_span  # no ended session span left current either

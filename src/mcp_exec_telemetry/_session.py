@@ -12,6 +12,7 @@ providers are shut down) and counted, one warning in all.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import itertools
 import logging
@@ -52,6 +53,48 @@ def reset_context(token: Any) -> bool:
         return True
     except (ValueError, RuntimeError):
         return False
+
+
+_ORPHANED: dict[int, tuple[Any, Any]] = {}
+"""Spans whose context was exited out of order (by a step or a session): id -> (span, the context
+current before it). Whoever later restores such a context steps over it to that earlier one."""
+_MAX_ORPHANED = 10_000
+
+
+def _current(token: Any) -> Any:
+    """The current context, read straight from the context variable ``token`` belongs to when it can be."""
+    var = getattr(token, "var", None)
+    return var.get(None) if var is not None else otel_context.get_current()
+
+
+def restore_context(token: Any, ctx: Any, span: Any) -> None:
+    """Detach ``ctx`` (attached with ``token`` to make ``span`` current), whatever order exits come in.
+
+    In order, the context before it comes back; when that one belongs to a span already exited out
+    of order, the nearest earlier context whose span is still open is made current instead. Out of
+    order (another context is current: a step or session entered later and still open, or the exit
+    runs in another task or thread), the current context is left alone and ``span`` is noted, so
+    that whoever restores its context later steps over it.
+    """
+    if _current(token) is not ctx:
+        old = getattr(token, "old_value", None)
+        if old is contextvars.Token.MISSING:  # nothing was attached before it: the empty context
+            old = otel_context.Context()
+        if isinstance(old, otel_context.Context):
+            if len(_ORPHANED) >= _MAX_ORPHANED:  # exits that nobody ever stepped over: bounded
+                _ORPHANED.clear()
+            _ORPHANED[id(span)] = (span, old)
+        return
+    if not reset_context(token) or not _ORPHANED:
+        return
+    current = otel_context.get_current()
+    entry = _ORPHANED.pop(id(trace.get_current_span(current)), None)
+    if entry is None:
+        return
+    while entry is not None:
+        current = entry[1]
+        entry = _ORPHANED.pop(id(trace.get_current_span(current)), None)
+    otel_context.attach(current)
 
 
 class DroppedAfterClose(NamedTuple):
@@ -139,8 +182,6 @@ class Session:
         self.open_operations: dict[Any, bool] = {}
         """Operation handles entered and not yet exited (insertion and removal are atomic under the GIL)."""
         self.after_close: AfterClose | None = None
-        self.orphaned_contexts: dict[int, tuple[Any, Any]] = {}
-        """Handles exited out of order: id of their span -> (span, the context current before them)."""
 
     def flush(self) -> None:
         """Run before every collection: hands measurements buffered on the hot path to the instruments."""
@@ -172,7 +213,6 @@ class Session:
 
     def close(self, steps: list[Any]) -> None:
         """From now on, drop and count what the host records (see :class:`AfterClose`)."""
-        self.orphaned_contexts.clear()
         dropper = AfterClose()
         self.after_close = dropper
         self.tracer = dropper

@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import INVALID_SPAN, Span
 
 from . import summary as _summary
-from ._session import DroppedAfterClose, Session, propagate_context_to_thread_pools, reset_context
+from ._session import DroppedAfterClose, Session, propagate_context_to_thread_pools, restore_context
 from ._version import __version__
 from .config import TelemetryConfig
 from ._exporters import ExportStats, GuardedMetricExporter, GuardedSpanExporter, SpanEndCounter, guarded_log_exporter
@@ -122,6 +122,7 @@ class Telemetry:
         self._forked_child = in_forked_child
         self._session_span: Span = INVALID_SPAN
         self._session_token: object | None = None
+        self._session_ctx: Any = None
         self._push_readers: list[PushReader] = []
         self._prom_registry: Any = None
         self._prom_server: Any = None
@@ -304,7 +305,8 @@ class Telemetry:
         if self.enabled and self._session_span is INVALID_SPAN:
             try:
                 self._session_span = self._session.tracer.start_span(SESSION_SPAN_NAME, attributes={"mcp_exec.namespace": self.config.namespace})
-                self._session_token = otel_context.attach(trace.set_span_in_context(self._session_span))
+                self._session_ctx = trace.set_span_in_context(self._session_span)
+                self._session_token = otel_context.attach(self._session_ctx)
             except Exception as exc:
                 self._session.guard.contain(exc, "session span")
             self._install_signal_handlers()
@@ -544,8 +546,11 @@ class Telemetry:
         except Exception as exc:
             session.guard.contain(exc, "session end")
         if self._session_token is not None:
-            reset_context(self._session_token)  # quietly fails when the session ends on another thread
-            self._session_token = None
+            token, self._session_token = self._session_token, None
+            try:  # sessions may end in any order, and on another thread (a signal, a host's worker)
+                restore_context(token, self._session_ctx, self._session_span)
+            except Exception as exc:  # pragma: no cover
+                session.guard.contain(exc, "session end")
         try:
             session.close(self._steps())  # from here on, records are dropped and counted
         except Exception as exc:  # pragma: no cover

@@ -29,7 +29,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
 from .._buffer import buffer_for
-from .._session import reset_context
+from .._session import restore_context
 from ..views import InstrumentSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,28 +48,6 @@ def error_outcome(error_type: str) -> str:
     if error_type in CANCELLATIONS:
         return CANCELLED
     return ABANDONED if error_type == ABANDONED else ERROR
-
-
-def _current(token: Any) -> Any:
-    """The current context, read straight from the context variable ``token`` belongs to when it can be."""
-    var = getattr(token, "var", None)
-    return var.get(None) if var is not None else otel_context.get_current()
-
-
-def _step_over_exited(orphans: dict[int, tuple[Span, Context]]) -> None:
-    """When the context just restored belongs to a handle that has already exited, make its parent current.
-
-    ``orphans`` maps the span of each handle that exited out of order to the context that was
-    current before it; a chain of them is followed to the nearest context whose handle is still open.
-    """
-    ctx = otel_context.get_current()
-    entry = orphans.pop(id(trace.get_current_span(ctx)), None)
-    if entry is None:
-        return
-    while entry is not None:
-        ctx = entry[1]
-        entry = orphans.pop(id(trace.get_current_span(ctx)), None)
-    otel_context.attach(ctx)
 
 
 class Step:
@@ -191,18 +169,8 @@ class Operation:
         token, self._token = self._token, None
         if token is None:
             return
-        orphans = self._step._s.orphaned_contexts
         try:
-            if _current(token) is not self._ctx:
-                # Exited out of order, or from another task or thread: what is current now is not
-                # ours to reset. Remember what was current before this handle, so that whoever
-                # restores this handle's context later steps over it to that one.
-                old = getattr(token, "old_value", None)
-                if isinstance(old, Context):
-                    orphans[id(self.span)] = (self.span, old)
-                return
-            if reset_context(token) and orphans:
-                _step_over_exited(orphans)
+            restore_context(token, self._ctx, self.span)
         except Exception as internal:  # pragma: no cover - contextvars do not raise here
             self._step._s.guard.contain(internal, self.SPAN_NAME + " detach")
 
