@@ -77,6 +77,8 @@ def restore_context(token: Any, ctx: Any, span: Any) -> None:
     that whoever restores its context later steps over it.
     """
     if _current(token) is not ctx:
+        if span is INVALID_SPAN or not span.get_span_context().is_valid:
+            return  # nothing to step over: no span of ours was made current
         old = getattr(token, "old_value", None)
         if old is contextvars.Token.MISSING:  # nothing was attached before it: the empty context
             old = otel_context.Context()
