@@ -58,14 +58,17 @@ class RunOperation(Operation):
 
     def _finish(self, duration_s: float, error_type: str | None) -> None:
         span = self.span
+        attrs: dict[str, Any] = {}
         if self.exit_code is not None:
-            span.set_attribute("process.exit.code", self.exit_code)
+            attrs["process.exit.code"] = self.exit_code
         if self.timed_out:
-            span.set_attribute("mcp_exec.execution.timed_out", True)
+            attrs["mcp_exec.execution.timed_out"] = True
         if self.memory_mb is not None:
-            span.set_attribute("mcp_exec.execution.memory_mb", self.memory_mb)
+            attrs["mcp_exec.execution.memory_mb"] = self.memory_mb
         if self.result_size_bytes is not None:
-            span.set_attribute("mcp_exec.execution.result_size_bytes", self.result_size_bytes)
+            attrs["mcp_exec.execution.result_size_bytes"] = self.result_size_bytes
+        if attrs:
+            span.set_attributes(attrs)  # one call (one lock) for all of them
         step: ExecutionStep = self._step  # type: ignore[assignment]
         outcome = step.outcome(self.exit_code, self.timed_out, error_type)
         if outcome in (FAILURE, TIMEOUT) and error_type is None:
