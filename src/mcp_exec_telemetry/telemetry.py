@@ -198,7 +198,7 @@ class Telemetry:
             # The shutdown warning compares spans ended with spans this exporter delivered.
             self.tracer_provider.add_span_processor(SpanEndCounter(stats))  # type: ignore[union-attr]
             self._add_span_exporter(span_exporter, batch=True, stats=stats, gate=gate)
-            self.logger_provider = _otlp_logger_provider(cfg, self.resource, stats, self._scrubber, gate)
+            # The OTLP log pipeline (provider, batch thread, exporter) is built by the first log_handler() call.
         for exporter in cfg.metric_exporters:
             self._push_readers.append(PushReader(GuardedMetricExporter(exporter, stats), self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
         port = cfg.prometheus_port
@@ -345,7 +345,16 @@ class Telemetry:
         return generate_latest(self._prometheus_registry()).decode("utf-8")
 
     def log_handler(self, level: int = logging.NOTSET) -> logging.Handler | None:
-        """A ``logging`` handler that sends records to OTLP logs with trace and span ids, when OTLP is on."""
+        """A ``logging`` handler that sends records to OTLP logs with trace and span ids, when OTLP is on.
+
+        The OTLP log pipeline is built on the first call, so a session that never logs through
+        OpenTelemetry does not start its thread or load its modules.
+        """
+        if self.logger_provider is None and self.enabled and self.config.otlp_endpoint:
+            with self._lock:
+                if self.logger_provider is None and not self._closing:
+                    stats = self._export_stats
+                    self.logger_provider = _otlp_logger_provider(self.config, self.resource, stats, self._scrubber, stats.gate)
         if self.logger_provider is None:
             return None
         try:  # the maintained handler (the otlp extra installs it)
