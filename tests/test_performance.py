@@ -190,3 +190,25 @@ def test_the_benchmarks_need_nothing_from_the_test_suite() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("exemplars", [False, True], ids=["buffered", "direct"])
+def test_the_readme_step_records_every_value_through_the_instruments(exemplars: bool) -> None:
+    """Duration, memory and result size of each run reach the SDK's histograms, one value each."""
+    with observe(history=False, exemplars=exemplars) as tel:
+        for memory in (10, 42):
+            with tel.execution.run("python3") as ex:
+                ex.set_result(exit_code=0, memory_mb=memory, result_size_bytes=1800)
+        with tel.execution.run("python3") as ex:
+            ex.set_result(1)
+        points = {
+            m.name: m.data.data_points
+            for rm in tel.metrics_data().resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        }
+    memory = points["mcp_exec.execution.memory"][0]
+    size = points["mcp_exec.execution.result_size"][0]
+    assert (memory.count, memory.sum, memory.min, memory.max) == (2, 52, 10, 42)
+    assert (size.count, size.sum) == (2, 3600)
+    assert sorted((dict(p.attributes)["outcome"], p.count) for p in points["mcp_exec.execution.duration"]) == [("failure", 1), ("success", 2)]
