@@ -354,7 +354,10 @@ class Telemetry:
             with self._lock:
                 if self.logger_provider is None and not self._closing:
                     stats = self._export_stats
-                    self.logger_provider = _otlp_logger_provider(self.config, self.resource, stats, self._scrubber, stats.gate)
+                    try:
+                        self.logger_provider = _otlp_logger_provider(self.config, self.resource, stats, self._scrubber, stats.gate)
+                    except Exception as exc:  # never into the host: no handler, one warning
+                        self._session.guard.contain(exc, "log_handler")
         if self.logger_provider is None:
             return None
         try:  # the maintained handler (the otlp extra installs it)
