@@ -3,7 +3,8 @@
 Each piece reports through one step of a :class:`~mcp_exec_telemetry.Telemetry` session:
 
 * :mod:`.mcp`: tracing for the official MCP Python SDK (``pip install 'mcp-exec-telemetry[mcp]'``):
-  ``instrument_mcp(tel)`` / ``uninstrument_mcp()``, ``ToolBridge``.
+  ``instrument_mcp(tel)`` / ``uninstrument_mcp()``, ``ToolBridge``; :mod:`.mcp_instrumentor`:
+  ``McpInstrumentor``, the same as an OpenTelemetry ``BaseInstrumentor``.
 * :mod:`.executor`: ``CodeExecutor`` runs python3 and javascript in a measured, limited subprocess.
 * :mod:`.discovery`: ``ToolDiscovery`` searches a tool list at three detail levels.
 * :mod:`.sdkgen`: ``SdkGenerator`` writes Python and JavaScript wrappers for the tools.
@@ -24,6 +25,7 @@ _EXPORTS = {
     "uninstrument_mcp": ".mcp",
     "instrument_server": ".mcp",
     "ToolBridge": ".mcp",
+    "McpInstrumentor": ".mcp_instrumentor",
     "CodeExecutor": ".executor",
     "ExecutionResult": ".executor",
     "ToolDiscovery": ".discovery",
