@@ -111,7 +111,7 @@ def test_a_collector_that_accepts_and_hangs_is_still_waited_for_up_to_the_export
         hung = rx.stats().get("hung", 0)
         rx.mode = "ok"
     assert hung >= 1  # the exports were attempted, not skipped
-    assert 0.8 <= elapsed <= 1.5, elapsed
+    assert 0.8 <= elapsed <= 1.75, elapsed  # the 1 s timeout, not less (exports were waited for) and not the 5 s default
     warnings = _warnings(caplog)
     assert len(warnings) == 1 and "did not finish within 1000 ms" in warnings[0], warnings
 
