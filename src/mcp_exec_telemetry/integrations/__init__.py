@@ -11,6 +11,9 @@ Each piece reports through one step of a :class:`~mcp_exec_telemetry.Telemetry` 
 * :mod:`.filtering`: size-measuring ``filter`` / ``map`` / ``reduce`` / ``select`` helpers.
 * :mod:`.skills`: ``SkillManager`` keeps reusable skills on disk with metadata.
 * :mod:`.demo` / :mod:`.demo_server`: a scripted agent and the MCP server it talks to.
+* :mod:`.smolagents` (``[smolagents]``): ``instrument_smolagents(tel)``, smolagents' ``CodeAgent``
+  as the design's steps; :mod:`.openai_agents`: ``instrument_openai_agents(tel)``, the OpenAI Agents
+  SDK's runs over their MCP calls; :mod:`.agents_instrumentor`: both as ``BaseInstrumentor``s.
 
 Names are imported lazily, so importing this package does not import ``mcp``.
 """
@@ -36,6 +39,12 @@ _EXPORTS = {
     "map_records": ".filtering",
     "reduce_records": ".filtering",
     "select_fields": ".filtering",
+    "instrument_smolagents": ".smolagents",
+    "uninstrument_smolagents": ".smolagents",
+    "instrument_openai_agents": ".openai_agents",
+    "uninstrument_openai_agents": ".openai_agents",
+    "SmolagentsInstrumentor": ".agents_instrumentor",
+    "OpenAIAgentsInstrumentor": ".agents_instrumentor",
 }
 
 __all__ = sorted(_EXPORTS)
