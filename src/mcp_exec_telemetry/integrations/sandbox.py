@@ -1,0 +1,409 @@
+"""Where agent-written code runs: a bubblewrap sandbox (or a plain process), started by a small fork server.
+
+Two isolations, chosen per :class:`~.executor.CodeExecutor`:
+
+* ``"bwrap"`` (the default when bubblewrap works on the machine) is a **security boundary**. The code
+  runs under `bubblewrap <https://github.com/containers/bubblewrap>`_ in new user, PID, network, IPC
+  and UTS namespaces with every capability dropped: the root file system is mounted read-only, ``/tmp``
+  is a private tmpfs and the run's work folder is the only other writable place, ``/proc`` is a fresh
+  one that shows only the sandbox's own processes (the agent's environment is out of reach), and there
+  is no network unless the caller allows it. ``--die-with-parent`` and the PID namespace make the end
+  of the run final: when the code's main process exits, or is killed at the timeout, every process it
+  started dies with it, whatever it did with its session, its parent or its output.
+* ``"process"`` runs the code as a plain child process in a session of its own, with the same resource
+  limits and a minimal environment. It is **not** a security boundary: the code can read what the
+  agent's user can read, write where it can write, reach the network, and a grandchild that calls
+  ``setsid()`` survives the timeout. It exists for machines without bubblewrap (macOS, locked-down
+  containers) and warns loudly, once, when chosen by default.
+
+Resource limits are the kernel's ``setrlimit`` limits, set in the process that execs the sandbox and
+inherited by everything in it: data segment (``RLIMIT_DATA``, which counts every private writable
+mapping, so node's ``Buffer`` allocations and V8's heap are held too, unlike ``RLIMIT_AS`` which V8's
+reservations make useless), CPU seconds, file size, and process count (``RLIMIT_NPROC``). The kernel
+does not apply ``RLIMIT_NPROC`` to root; when the agent runs as root and a ``pids`` cgroup is
+writable, the run gets a cgroup of its own whose ``pids.max`` holds instead.
+
+Every run is started by the **fork server**, one small ``python -I -S`` process per agent process. It
+exists for the memory figure: the kernel's peak resident size of a child (``ru_maxrss``) includes the
+size of the parent it was forked from, so a sandbox started straight from a large agent would report
+the agent's size; started from the fork server it reports the code's own peak (the fork server's own
+size, about 10 MiB, is the floor). It also keeps the start of a run cheap: no interpreter starts
+between the agent and the sandbox. The fork server measures each run where it happens, from the fork
+of the sandbox to the reaping of its exit, and reports the wait status and ``ru_maxrss``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+__all__ = ["ISOLATIONS", "Limits", "bwrap_command", "bwrap_path", "default_isolation"]
+
+ISOLATIONS = ("bwrap", "process")
+_log = logging.getLogger("mcp_exec_telemetry.sandbox")
+
+_RLIMIT_CPU = 0  # resource.RLIMIT_* values on Linux; the fork server applies them without importing here
+_RLIMIT_FSIZE = 1
+_RLIMIT_DATA = 2
+_RLIMIT_CORE = 4
+_RLIMIT_NPROC = 6
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one run; ``0`` or ``None`` turns a limit off.
+
+    ``memory_mb`` bounds the data segment (heap, ``mmap``-ed buffers) of each process; ``cpu_time_s``
+    the CPU seconds of each process (``SIGXCPU`` when passed); ``file_size_mb`` the size of any file
+    written (``EFBIG``/``SIGXFSZ``); ``processes`` the number of processes (and threads) at once.
+    """
+
+    memory_mb: int | None = 512
+    cpu_time_s: float | None = None
+    file_size_mb: int | None = 64
+    processes: int | None = 64
+
+    def rlimits(self) -> list[tuple[int, int, int]]:
+        out = [(_RLIMIT_CORE, 0, 0)]
+        if self.memory_mb:
+            out.append((_RLIMIT_DATA, self.memory_mb << 20, self.memory_mb << 20))
+        if self.cpu_time_s:
+            soft = max(1, int(-(-self.cpu_time_s // 1)))
+            out.append((_RLIMIT_CPU, soft, soft + 1))  # SIGXCPU at soft, SIGKILL one second later
+        if self.file_size_mb:
+            out.append((_RLIMIT_FSIZE, self.file_size_mb << 20, self.file_size_mb << 20))
+        if self.processes:
+            out.append((_RLIMIT_NPROC, self.processes, self.processes))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# bubblewrap
+
+
+def bwrap_path() -> str | None:
+    """The ``bwrap`` executable, or None when bubblewrap is not installed."""
+    path = shutil.which("bwrap")
+    if path is None and os.access("/usr/bin/bwrap", os.X_OK):
+        path = "/usr/bin/bwrap"
+    return path
+
+
+def bwrap_command(
+    bwrap: str,
+    argv: Sequence[str],
+    workdir: str,
+    *,
+    allow_network: bool = False,
+    tmp_size_mb: int | None = 64,
+    read_only: Sequence[str] = (),
+) -> list[str]:
+    """The bubblewrap command line that runs ``argv`` with ``workdir`` as its only writable folder.
+
+    ``read_only`` folders are bound again after the private ``/tmp`` is mounted, for inputs that
+    live under ``/tmp`` on the host (a generated SDK, an interpreter in a temporary venv).
+    """
+    cmd = [
+        bwrap,
+        "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        "--die-with-parent", "--new-session", "--as-pid-1", "--cap-drop", "ALL",
+        "--ro-bind", "/", "/",
+        "--dev", "/dev",
+        "--proc", "/proc",
+    ]
+    if not allow_network:
+        cmd.append("--unshare-net")
+    if tmp_size_mb:
+        cmd += ["--size", str(tmp_size_mb << 20)]
+    cmd += ["--tmpfs", "/tmp"]
+    for path in read_only:
+        cmd += ["--ro-bind", path, path]
+    cmd += ["--bind", workdir, workdir, "--chdir", workdir, "--", *argv]
+    return cmd
+
+
+_probe_lock = threading.Lock()
+_probe: dict[str, Any] = {}
+
+
+def bwrap_problem(bwrap: str | None = None) -> str | None:
+    """Why bubblewrap cannot run sandboxes here (not installed, user namespaces disabled ...), or None.
+
+    Runs one empty sandbox with the executor's own options the first time it is asked.
+    """
+    bwrap = bwrap or bwrap_path()
+    if bwrap is None:
+        return "bubblewrap (bwrap) is not installed; install it with `apt-get install bubblewrap`"
+    with _probe_lock:
+        if bwrap not in _probe:
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="mcp-exec-probe-") as d:
+                true = shutil.which("true") or "/bin/true"
+                try:
+                    done = subprocess.run(bwrap_command(bwrap, [true], d), capture_output=True, timeout=30)
+                    _probe[bwrap] = None if done.returncode == 0 else f"{bwrap} cannot start a sandbox here: {done.stderr.decode(errors='replace').strip() or done.returncode}"
+                except (OSError, subprocess.SubprocessError) as exc:
+                    _probe[bwrap] = f"{bwrap} cannot start a sandbox here: {exc}"
+        return _probe[bwrap]
+
+
+_warned = False
+
+
+def default_isolation() -> str:
+    """``"bwrap"`` when bubblewrap works here; otherwise ``"process"``, with a loud warning once."""
+    global _warned
+    problem = bwrap_problem()
+    if problem is None:
+        return "bwrap"
+    if not _warned:
+        _warned = True
+        message = (
+            f"CodeExecutor runs code WITHOUT a sandbox (isolation='process'): {problem}. "
+            "The code can read the agent's files, reach the network and outlive its timeout. "
+            "Pass isolation='process' to choose this explicitly and silence this warning."
+        )
+        _log.warning(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return "process"
+
+
+# ---------------------------------------------------------------------------------------------
+# cgroups (process count for root, where the kernel ignores RLIMIT_NPROC)
+
+
+class _PidsCgroup:
+    """A ``pids`` cgroup per run under one parent folder of this agent process, when writable."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.counter = 0
+        self.lock = threading.Lock()
+
+    @classmethod
+    def find(cls) -> "_PidsCgroup | None":
+        if os.geteuid() != 0:
+            return None  # RLIMIT_NPROC holds for everyone else
+        candidates = []
+        try:
+            with open("/proc/self/mountinfo") as f:
+                for line in f:
+                    parts = line.split()
+                    fstype = parts[parts.index("-") + 1]
+                    options = parts[-1].split(",")
+                    if fstype == "cgroup" and "pids" in options:
+                        candidates.append((parts[4], "v1"))
+                    elif fstype == "cgroup2":
+                        candidates.append((parts[4], "v2"))
+        except (OSError, ValueError, IndexError):
+            return None
+        for mount, version in sorted(candidates, key=lambda c: c[1]):
+            try:
+                if version == "v2":
+                    with open(os.path.join(mount, "cgroup.controllers")) as f:
+                        if "pids" not in f.read().split():
+                            continue
+                root = os.path.join(mount, f"mcp-exec-{os.getpid()}")
+                os.makedirs(root, exist_ok=True)
+                if version == "v2":
+                    with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
+                        f.write("+pids")
+                return cls(root)
+            except OSError:
+                continue
+        return None
+
+    def create(self, processes: int) -> str | None:
+        """A new cgroup holding at most ``processes`` tasks; returns its ``cgroup.procs`` path."""
+        with self.lock:
+            self.counter += 1
+            path = os.path.join(self.root, f"run-{self.counter}")
+        try:
+            os.mkdir(path)
+            with open(os.path.join(path, "pids.max"), "w") as f:
+                f.write(str(processes))
+            return os.path.join(path, "cgroup.procs")
+        except OSError:
+            return None
+
+    @staticmethod
+    def remove(procs_path: str) -> None:
+        try:
+            os.rmdir(os.path.dirname(procs_path))
+        except OSError:
+            pass
+
+
+_cgroups: dict[str, Any] = {}
+
+
+def pids_cgroup() -> _PidsCgroup | None:
+    with _probe_lock:
+        if "pids" not in _cgroups:
+            _cgroups["pids"] = _PidsCgroup.find()
+        return _cgroups["pids"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The fork server
+
+# Reads spawn/kill requests (one JSON datagram each; a spawn carries three file descriptors:
+# stdout, stderr and the report pipe) on the SOCK_SEQPACKET socket given as argv[1]. A spawn forks;
+# the child starts a session, joins its cgroup, sets its rlimits, wires its stdio and execs the
+# command. When the child exits (its pidfd becomes readable) the server reaps it with wait4 and
+# writes one JSON line to the report pipe: wait status, ru_maxrss (KiB) and the fork-to-reap time.
+# A kill SIGKILLs the child's process group. When the agent goes away (EOF), everything is killed.
+_SERVER = r"""
+import json, os, resource, select, signal, socket, sys, time
+ctl = socket.socket(fileno=int(sys.argv[1]))
+poll = select.epoll()
+poll.register(ctl.fileno(), select.EPOLLIN)
+runs = {}
+pids = {}
+def spawn(req, fds):
+    out, err, rep = fds
+    t0 = time.perf_counter()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.write(rep, json.dumps({"error": "fork: %s" % exc}).encode() + b"\n")
+        for fd in fds: os.close(fd)
+        return
+    if pid == 0:
+        try:
+            os.setsid()
+            if req.get("cgroup"):
+                with open(req["cgroup"], "w") as f: f.write("0")
+            for res, soft, hard in req["rlimits"]:
+                resource.setrlimit(res, (soft, hard))
+            null = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(null, 0); os.dup2(out, 1); os.dup2(err, 2)
+            os.chdir(req["cwd"])
+            os.execve(req["argv"][0], req["argv"], req["env"])
+        except BaseException as exc:
+            try: os.write(2, ("mcp-exec: cannot start %s: %s\n" % (req["argv"][0], exc)).encode("utf-8", "replace"))
+            except BaseException: pass
+        os._exit(127)
+    os.close(out); os.close(err)
+    pidfd = os.pidfd_open(pid)
+    runs[pidfd] = (req["id"], pid, rep, t0)
+    pids[req["id"]] = pid
+    poll.register(pidfd, select.EPOLLIN)
+def kill(pid):
+    for f in (os.killpg, os.kill):
+        try: f(pid, signal.SIGKILL)
+        except OSError: pass
+def reap(pidfd):
+    run_id, pid, rep, t0 = runs.pop(pidfd)
+    poll.unregister(pidfd); os.close(pidfd)
+    _, status, ru = os.wait4(pid, 0)
+    t1 = time.perf_counter()
+    del pids[run_id]
+    kill(pid)
+    try: os.write(rep, json.dumps({"status": status, "maxrss_kb": ru.ru_maxrss, "duration_ms": (t1 - t0) * 1000.0}).encode() + b"\n")
+    except OSError: pass
+    os.close(rep)
+while True:
+    for fd, _ in poll.poll():
+        if fd != ctl.fileno():
+            reap(fd)
+            continue
+        try:
+            msg, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 3)
+        except InterruptedError:
+            continue
+        except OSError:
+            msg, fds = b"", []
+        if not msg:
+            for _, pid, _, _ in list(runs.values()): kill(pid)
+            sys.exit(0)
+        for f in fds: os.set_inheritable(f, False)
+        req = json.loads(msg)
+        if req["op"] == "spawn" and len(fds) == 3:
+            spawn(req, fds)
+        elif req["op"] == "kill" and req["id"] in pids:
+            kill(pids[req["id"]])
+        else:
+            for f in fds: os.close(f)
+"""
+
+
+class ForkServer:
+    """The agent's end of the fork server: ``spawn`` a command with three pipes, ``kill`` it."""
+
+    def __init__(self, python: str) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen(
+                [python, "-I", "-S", "-c", _SERVER, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        self.sock = ours
+        self.lock = threading.Lock()
+        self.next_id = 0
+        self.owner = os.getpid()
+
+    def alive(self) -> bool:
+        return self.owner == os.getpid() and self.proc.poll() is None
+
+    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], cgroup: str | None = None) -> int:
+        with self.lock:
+            self.next_id += 1
+            run_id = self.next_id
+            msg = json.dumps({"op": "spawn", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": rlimits, "cgroup": cgroup}).encode("utf-8", "surrogatepass")
+            socket.send_fds(self.sock, [msg], list(fds))
+        return run_id
+
+    def kill(self, run_id: int) -> None:
+        try:
+            with self.lock:
+                self.sock.send(json.dumps({"op": "kill", "id": run_id}).encode())
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                self.proc.kill()
+
+
+_servers: dict[str, ForkServer] = {}
+_servers_lock = threading.Lock()
+
+
+def fork_server(python: str | None = None) -> ForkServer:
+    """The fork server of this process (started on first use, again after a fork or a crash)."""
+    python = python or sys.executable
+    with _servers_lock:
+        server = _servers.get(python)
+        if server is None or not server.alive():
+            server = _servers[python] = ForkServer(python)
+        return server
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
