@@ -429,7 +429,7 @@ class CodeExecutor:
             child_env["MCP_EXEC_IPC"] = door.path
             argv = self.command(lang, script, mem or None)
             if self._bwrap is not None:
-                argv = bwrap_command(self._bwrap, argv, workdir, allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None, read_only=self._read_only_paths())
+                argv = bwrap_command(self._bwrap, argv, workdir, allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None, read_only=self._read_only_paths(), info_fd=3)
             if limits.processes:
                 groups = pids_cgroup()
                 cgroup = groups.create(limits.processes) if groups is not None else None
@@ -441,7 +441,7 @@ class CodeExecutor:
             fds += [rep_r, rep_w]
             server = fork_server()
             try:
-                run_id = server.spawn(argv, child_env, workdir, limits.rlimits(), (out_w, err_w, rep_w), cgroup)
+                run_id = server.spawn(argv, child_env, workdir, limits.rlimits(), (out_w, err_w, rep_w), cgroup, info=self._bwrap is not None)
             except OSError as exc:
                 return self._failed(lang, f"mcp-exec: cannot start the code: {exc}\n", t_call)
             for fd in (out_w, err_w, rep_w):
@@ -487,7 +487,7 @@ class CodeExecutor:
                 if ended_at is not None and now - ended_at >= _DRAIN_GRACE_S:
                     break  # output held open by processes the run left behind (process isolation)
                 if killed_at is None and not report_eof and now >= deadline:
-                    server.kill(run_id)
+                    server.kill(run_id, inner=self._bwrap is not None)
                     killed_at = now
                 if killed_at is not None and now - killed_at >= _KILL_GRACE_S:
                     break

@@ -107,22 +107,26 @@ def bwrap_command(
     allow_network: bool = False,
     tmp_size_mb: int | None = 64,
     read_only: Sequence[str] = (),
+    info_fd: int | None = None,
 ) -> list[str]:
     """The bubblewrap command line that runs ``argv`` with ``workdir`` as its only writable folder.
 
     ``read_only`` folders are bound again after the private ``/tmp`` is mounted, for inputs that
     live under ``/tmp`` on the host (a generated SDK, an interpreter in a temporary venv).
+    ``info_fd`` is where bubblewrap writes the host pid of the sandbox's init (the fork server reads it).
     """
     cmd = [
         bwrap,
         "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-        "--die-with-parent", "--new-session", "--as-pid-1", "--cap-drop", "ALL",
+        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
         "--ro-bind", "/", "/",
         "--dev", "/dev",
         "--proc", "/proc",
     ]
     if not allow_network:
         cmd.append("--unshare-net")
+    if info_fd is not None:
+        cmd += ["--info-fd", str(info_fd)]
     if tmp_size_mb:
         cmd += ["--size", str(tmp_size_mb << 20)]
     cmd += ["--tmpfs", "/tmp"]
@@ -263,22 +267,43 @@ def pids_cgroup() -> _PidsCgroup | None:
 # the child starts a session, joins its cgroup, sets its rlimits, wires its stdio and execs the
 # command. When the child exits (its pidfd becomes readable) the server reaps it with wait4 and
 # writes one JSON line to the report pipe: wait status, ru_maxrss (KiB) and the fork-to-reap time.
-# A kill SIGKILLs the child's process group. When the agent goes away (EOF), everything is killed.
+# A kill SIGKILLs the child's process group (for a sandbox: the processes under its init first, so
+# that their peak memory counts). The fork server is a child subreaper: the sandbox's init, orphaned
+# when bubblewrap exits after the code, is reaped here too and its ru_maxrss (which holds the code's)
+# taken. When the agent goes away (EOF), everything is killed.
 _SERVER = r"""
-import json, os, resource, select, signal, socket, sys, time
+import ctypes, json, os, re, resource, select, signal, socket, sys, time
+try:  # PR_SET_CHILD_SUBREAPER: a sandbox's init, orphaned when bubblewrap exits, comes back here
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+except Exception:
+    pass
 ctl = socket.socket(fileno=int(sys.argv[1]))
 poll = select.epoll()
 poll.register(ctl.fileno(), select.EPOLLIN)
-runs = {}
-pids = {}
-def spawn(req, fds):
-    out, err, rep = fds
+runs = {}   # run id -> run
+fds = {}    # fd -> (what, run)
+late = {}   # run id -> (monotonic deadline, action)
+def watch(fd, what, run):
+    fds[fd] = (what, run)
+    poll.register(fd, select.EPOLLIN)
+def unwatch(fd):
+    if fds.pop(fd, None) is not None:
+        poll.unregister(fd)
+        os.close(fd)
+def kill(pid):
+    for f in (os.killpg, os.kill):
+        try: f(pid, signal.SIGKILL)
+        except OSError: pass
+def spawn(req, passed):
+    out, err, rep = passed
+    info_r, info_w = os.pipe() if req.get("info") else (-1, -1)
     t0 = time.perf_counter()
     try:
         pid = os.fork()
     except OSError as exc:
         os.write(rep, json.dumps({"error": "fork: %s" % exc}).encode() + b"\n")
-        for fd in fds: os.close(fd)
+        for fd in (out, err, rep, info_r, info_w):
+            if fd >= 0: os.close(fd)
         return
     if pid == 0:
         try:
@@ -289,6 +314,8 @@ def spawn(req, fds):
                 resource.setrlimit(res, (soft, hard))
             null = os.open("/dev/null", os.O_RDONLY)
             os.dup2(null, 0); os.dup2(out, 1); os.dup2(err, 2)
+            if info_w >= 0:
+                os.dup2(info_w, 3); os.set_inheritable(3, True)
             os.chdir(req["cwd"])
             os.execve(req["argv"][0], req["argv"], req["env"])
         except BaseException as exc:
@@ -296,46 +323,111 @@ def spawn(req, fds):
             except BaseException: pass
         os._exit(127)
     os.close(out); os.close(err)
-    pidfd = os.pidfd_open(pid)
-    runs[pidfd] = (req["id"], pid, rep, t0)
-    pids[req["id"]] = pid
-    poll.register(pidfd, select.EPOLLIN)
-def kill(pid):
-    for f in (os.killpg, os.kill):
-        try: f(pid, signal.SIGKILL)
-        except OSError: pass
-def reap(pidfd):
-    run_id, pid, rep, t0 = runs.pop(pidfd)
-    poll.unregister(pidfd); os.close(pidfd)
-    _, status, ru = os.wait4(pid, 0)
-    t1 = time.perf_counter()
-    del pids[run_id]
-    kill(pid)
-    try: os.write(rep, json.dumps({"status": status, "maxrss_kb": ru.ru_maxrss, "duration_ms": (t1 - t0) * 1000.0}).encode() + b"\n")
+    run = runs[req["id"]] = {"id": req["id"], "pid": pid, "rep": rep, "t0": t0, "inner": None, "info": b"", "maxrss": 0}
+    watch(os.pidfd_open(pid), "outer", run)
+    if info_w >= 0:
+        os.close(info_w)
+        watch(info_r, "info", run)
+def finish(run):
+    runs.pop(run["id"], None)
+    late.pop(run["id"], None)
+    for fd, (_, r) in list(fds.items()):
+        if r is run: unwatch(fd)
+    try: os.write(run["rep"], json.dumps({"status": run["status"], "maxrss_kb": run["maxrss"], "duration_ms": (run["t1"] - run["t0"]) * 1000.0}).encode() + b"\n")
     except OSError: pass
-    os.close(rep)
+    os.close(run["rep"])
+def reap(fd, what, run):
+    unwatch(fd)
+    pid = run["pid"] if what == "outer" else run["inner"]
+    try:
+        got, status, ru = os.wait4(pid, os.WNOHANG)
+    except ChildProcessError:  # not ours: no subreaper here, or already reaped by bubblewrap
+        return finish(run)
+    if got == 0:
+        return finish(run)
+    run["maxrss"] = max(run["maxrss"], ru.ru_maxrss)
+    if what == "inner":
+        return finish(run)
+    run["t1"] = time.perf_counter()
+    run["status"] = status
+    kill(pid)
+    for info_fd, (kind, r) in list(fds.items()):
+        if r is run and kind == "info":
+            read_info(info_fd, run)
+    if run["inner"] is not None:
+        try:
+            watch(os.pidfd_open(run["inner"]), "inner", run)
+            late[run["id"]] = (time.monotonic() + 0.5, "inner")
+            return
+        except OSError:
+            pass
+    finish(run)
+def read_info(fd, run):
+    try: chunk = os.read(fd, 4096)
+    except OSError: chunk = b""
+    if not chunk:
+        return unwatch(fd)
+    run["info"] += chunk
+    found = re.search(rb'"child-pid":\s*(\d+)', run["info"])
+    if found and run["inner"] is None:
+        run["inner"] = int(found.group(1))
+def kill_run(run):
+    inner = run["inner"]
+    if inner is not None and "status" not in run:
+        # The processes under the sandbox's init first: init reaps them (so their peak memory
+        # counts), bubblewrap sees the code gone and exits, and the PID namespace dies with init.
+        # Whatever lingers 0.3 s later (init, bubblewrap and its group) is killed outright.
+        try:
+            with open("/proc/%d/task/%d/children" % (inner, inner)) as f:
+                for child in f.read().split():
+                    kill(int(child))
+        except (OSError, ValueError):
+            pass
+        late[run["id"]] = (time.monotonic() + 0.3, "outer")
+    else:
+        kill(run["pid"])
+def overdue(run, action):
+    if action == "outer":  # the sandbox lingers after its code was killed
+        if run["inner"] is not None:
+            kill(run["inner"])
+        kill(run["pid"])
+    elif action == "inner":  # the orphaned init has not gone: kill it, wait a little more
+        kill(run["inner"])
+        late[run["id"]] = (time.monotonic() + 0.5, "give up")
+    else:
+        finish(run)
 while True:
-    for fd, _ in poll.poll():
+    now = time.monotonic()
+    for run_id, (due, action) in list(late.items()):
+        if due <= now and run_id in runs:
+            del late[run_id]
+            overdue(runs[run_id], action)
+    wait = max(0.0, min(d for d, _ in late.values()) - now) if late else -1
+    for fd, _ in poll.poll(wait):
         if fd != ctl.fileno():
-            reap(fd)
+            if fd in fds:
+                what, run = fds[fd]
+                read_info(fd, run) if what == "info" else reap(fd, what, run)
             continue
         try:
-            msg, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 3)
+            msg, passed, _, _ = socket.recv_fds(ctl, 1 << 20, 3)
         except InterruptedError:
             continue
         except OSError:
-            msg, fds = b"", []
+            msg, passed = b"", []
         if not msg:
-            for _, pid, _, _ in list(runs.values()): kill(pid)
+            for run in list(runs.values()):
+                kill(run["pid"])
+                if run["inner"]: kill(run["inner"])
             sys.exit(0)
-        for f in fds: os.set_inheritable(f, False)
+        for f in passed: os.set_inheritable(f, False)
         req = json.loads(msg)
-        if req["op"] == "spawn" and len(fds) == 3:
-            spawn(req, fds)
-        elif req["op"] == "kill" and req["id"] in pids:
-            kill(pids[req["id"]])
+        if req["op"] == "spawn" and len(passed) == 3:
+            spawn(req, passed)
+        elif req["op"] == "kill" and req["id"] in runs:
+            kill_run(runs[req["id"]])
         else:
-            for f in fds: os.close(f)
+            for f in passed: os.close(f)
 """
 
 
@@ -363,18 +455,21 @@ class ForkServer:
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.proc.poll() is None
 
-    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], cgroup: str | None = None) -> int:
+    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], cgroup: str | None = None, info: bool = False) -> int:
+        """Start ``argv`` with stdout, stderr and the report pipe ``fds``; ``info``: it is bubblewrap
+        run with ``--info-fd 3``."""
         with self.lock:
             self.next_id += 1
             run_id = self.next_id
-            msg = json.dumps({"op": "spawn", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": rlimits, "cgroup": cgroup}).encode("utf-8", "surrogatepass")
+            msg = json.dumps({"op": "spawn", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": rlimits, "cgroup": cgroup, "info": info}).encode("utf-8", "surrogatepass")
             socket.send_fds(self.sock, [msg], list(fds))
         return run_id
 
-    def kill(self, run_id: int) -> None:
+    def kill(self, run_id: int, inner: bool = False) -> None:
+        """SIGKILL the run's process group; with ``inner``, the children of its first process first."""
         try:
             with self.lock:
-                self.sock.send(json.dumps({"op": "kill", "id": run_id}).encode())
+                self.sock.send(json.dumps({"op": "kill", "id": run_id, "inner": inner}).encode())
         except OSError:
             pass
 
