@@ -55,7 +55,7 @@ from typing import Any, Callable, Mapping
 from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from .sandbox import ISOLATIONS, Limits, bwrap_command, bwrap_path, bwrap_problem, default_isolation, fork_server, pids_cgroup
+from .sandbox import ISOLATIONS, Limits, bwrap_command, bwrap_path, bwrap_problem, default_isolation, fork_server
 
 __all__ = ["CodeExecutor", "ExecutionResult", "EXIT_REASONS", "LANGUAGES", "Limits"]
 
@@ -411,7 +411,6 @@ class CodeExecutor:
         limits = self._limits(mem, timeout)
         workdir = tempfile.mkdtemp(prefix="mcp-exec-")
         door: _Door | None = None
-        cgroup: str | None = None
         fds: list[int] = []
         try:
             script = os.path.join(workdir, "main" + _SUFFIX[lang])
@@ -430,9 +429,6 @@ class CodeExecutor:
             argv = self.command(lang, script, mem or None)
             if self._bwrap is not None:
                 argv = bwrap_command(self._bwrap, argv, workdir, allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None, read_only=self._read_only_paths(), info_fd=3)
-            if limits.processes:
-                groups = pids_cgroup()
-                cgroup = groups.create(limits.processes) if groups is not None else None
             out_r, out_w = os.pipe()
             fds += [out_r, out_w]
             err_r, err_w = os.pipe()
@@ -441,7 +437,7 @@ class CodeExecutor:
             fds += [rep_r, rep_w]
             server = fork_server()
             try:
-                run_id = server.spawn(argv, child_env, workdir, limits.rlimits(), (out_w, err_w, rep_w), cgroup, info=self._bwrap is not None)
+                run_id = server.spawn(argv, child_env, workdir, limits.rlimits(), (out_w, err_w, rep_w), pids=limits.processes, info=self._bwrap is not None)
             except OSError as exc:
                 return self._failed(lang, f"mcp-exec: cannot start the code: {exc}\n", t_call)
             for fd in (out_w, err_w, rep_w):
@@ -456,10 +452,6 @@ class CodeExecutor:
                     os.close(fd)
                 except OSError:
                     pass
-            if cgroup is not None:
-                from .sandbox import _PidsCgroup
-
-                _PidsCgroup.remove(cgroup)
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _serve(self, server: Any, run_id: int, lang: str, timeout: float, cap: int, out_r: int, err_r: int, rep_r: int, door: _Door, t_call: float) -> ExecutionResult:
@@ -511,7 +503,7 @@ class CodeExecutor:
                         if data == "report":
                             if chunk:
                                 report_raw += chunk
-                            else:
+                            if not chunk or b"\n" in chunk:  # one line, then the fork server closes it
                                 report_eof = True
                                 sel.unregister(key.fd)
                         elif chunk:

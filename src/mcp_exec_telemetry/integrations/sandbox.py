@@ -187,76 +187,55 @@ def default_isolation() -> str:
 # cgroups (process count for root, where the kernel ignores RLIMIT_NPROC)
 
 
-class _PidsCgroup:
-    """A ``pids`` cgroup per run under one parent folder of this agent process, when writable."""
+def _find_pids_cgroup_root() -> str | None:
+    """A folder for this agent process's run cgroups in a writable ``pids`` hierarchy, or None.
 
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.counter = 0
-        self.lock = threading.Lock()
-
-    @classmethod
-    def find(cls) -> "_PidsCgroup | None":
-        if os.geteuid() != 0:
-            return None  # RLIMIT_NPROC holds for everyone else
-        candidates = []
-        try:
-            with open("/proc/self/mountinfo") as f:
-                for line in f:
-                    parts = line.split()
-                    fstype = parts[parts.index("-") + 1]
-                    options = parts[-1].split(",")
-                    if fstype == "cgroup" and "pids" in options:
-                        candidates.append((parts[4], "v1"))
-                    elif fstype == "cgroup2":
-                        candidates.append((parts[4], "v2"))
-        except (OSError, ValueError, IndexError):
-            return None
-        for mount, version in sorted(candidates, key=lambda c: c[1]):
-            try:
-                if version == "v2":
-                    with open(os.path.join(mount, "cgroup.controllers")) as f:
-                        if "pids" not in f.read().split():
-                            continue
-                root = os.path.join(mount, f"mcp-exec-{os.getpid()}")
-                os.makedirs(root, exist_ok=True)
-                if version == "v2":
-                    with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
-                        f.write("+pids")
-                return cls(root)
-            except OSError:
-                continue
+    Only for root (everyone else gets ``RLIMIT_NPROC``). Folders left by agent processes that are
+    gone are removed on the way.
+    """
+    if os.geteuid() != 0:
         return None
-
-    def create(self, processes: int) -> str | None:
-        """A new cgroup holding at most ``processes`` tasks; returns its ``cgroup.procs`` path."""
-        with self.lock:
-            self.counter += 1
-            path = os.path.join(self.root, f"run-{self.counter}")
+    candidates = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                parts = line.split()
+                fstype = parts[parts.index("-") + 1]
+                if fstype == "cgroup" and "pids" in parts[-1].split(","):
+                    candidates.append((parts[4], "v1"))
+                elif fstype == "cgroup2":
+                    candidates.append((parts[4], "v2"))
+    except (OSError, ValueError, IndexError):
+        return None
+    for mount, version in sorted(candidates, key=lambda c: c[1]):
         try:
-            os.mkdir(path)
-            with open(os.path.join(path, "pids.max"), "w") as f:
-                f.write(str(processes))
-            return os.path.join(path, "cgroup.procs")
+            if version == "v2":
+                with open(os.path.join(mount, "cgroup.controllers")) as f:
+                    if "pids" not in f.read().split():
+                        continue
+                with open(os.path.join(mount, "cgroup.subtree_control"), "w") as f:
+                    f.write("+pids")
+            for name in os.listdir(mount):  # leftovers of agent processes that are gone
+                if name.startswith("mcp-exec-") and name[9:].isdigit() and not os.path.exists(f"/proc/{name[9:]}"):
+                    for sub in os.listdir(os.path.join(mount, name)):
+                        if sub.startswith("run-"):
+                            try:
+                                os.rmdir(os.path.join(mount, name, sub))
+                            except OSError:
+                                pass
+                    try:
+                        os.rmdir(os.path.join(mount, name))
+                    except OSError:
+                        pass
+            root = os.path.join(mount, f"mcp-exec-{os.getpid()}")
+            os.makedirs(root, exist_ok=True)
+            if version == "v2":
+                with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
+                    f.write("+pids")
+            return root
         except OSError:
-            return None
-
-    @staticmethod
-    def remove(procs_path: str) -> None:
-        try:
-            os.rmdir(os.path.dirname(procs_path))
-        except OSError:
-            pass
-
-
-_cgroups: dict[str, Any] = {}
-
-
-def pids_cgroup() -> _PidsCgroup | None:
-    with _probe_lock:
-        if "pids" not in _cgroups:
-            _cgroups["pids"] = _PidsCgroup.find()
-        return _cgroups["pids"]
+            continue
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,6 +257,7 @@ try:  # PR_SET_CHILD_SUBREAPER: a sandbox's init, orphaned when bubblewrap exits
 except Exception:
     pass
 ctl = socket.socket(fileno=int(sys.argv[1]))
+CGROOT = sys.argv[2] if len(sys.argv) > 2 else ""
 poll = select.epoll()
 poll.register(ctl.fileno(), select.EPOLLIN)
 runs = {}   # run id -> run
@@ -294,40 +274,102 @@ def kill(pid):
     for f in (os.killpg, os.kill):
         try: f(pid, signal.SIGKILL)
         except OSError: pass
-def spawn(req, passed):
-    out, err, rep = passed
-    info_r, info_w = os.pipe() if req.get("info") else (-1, -1)
-    t0 = time.perf_counter()
+def exec_child(req, out, err, info_w):
+    # In the child: limits, stdio, and the command; never returns.
+    try:
+        for res, soft, hard in req["rlimits"]:
+            resource.setrlimit(res, (soft, hard))
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0); os.dup2(out, 1); os.dup2(err, 2)
+        if info_w >= 0:
+            os.dup2(info_w, 3); os.set_inheritable(3, True)
+        os.chdir(req["cwd"])
+        os.execve(req["argv"][0], req["argv"], req["env"])
+    except BaseException as exc:
+        try: os.write(2, ("mcp-exec: cannot start %s: %s\n" % (req["argv"][0], exc)).encode("utf-8", "replace"))
+        except BaseException: pass
+    os._exit(127)
+spare = None
+spares = 0
+stale = []
+def make_spare():
+    # A child forked ahead of time into a fresh pids cgroup of its own: moving a process between
+    # cgroups waits for an RCU grace period (milliseconds), so it is done while the previous run
+    # runs, not when the next one is asked for.
+    global spare, spares
+    if not CGROOT or spare is not None:
+        return
+    spares += 1
+    cg = os.path.join(CGROOT, "run-%d" % spares)
+    try:
+        os.mkdir(cg)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError:
+        return
     try:
         pid = os.fork()
-    except OSError as exc:
-        os.write(rep, json.dumps({"error": "fork: %s" % exc}).encode() + b"\n")
-        for fd in (out, err, rep, info_r, info_w):
-            if fd >= 0: os.close(fd)
+    except OSError:
+        ours.close(); theirs.close(); stale.append(cg)
         return
     if pid == 0:
         try:
+            keep = theirs.fileno()
+            os.closerange(3, keep); os.closerange(keep + 1, 1 << 20)
             os.setsid()
-            if req.get("cgroup"):
-                with open(req["cgroup"], "w") as f: f.write("0")
-            for res, soft, hard in req["rlimits"]:
-                resource.setrlimit(res, (soft, hard))
-            null = os.open("/dev/null", os.O_RDONLY)
-            os.dup2(null, 0); os.dup2(out, 1); os.dup2(err, 2)
-            if info_w >= 0:
-                os.dup2(info_w, 3); os.set_inheritable(3, True)
-            os.chdir(req["cwd"])
-            os.execve(req["argv"][0], req["argv"], req["env"])
-        except BaseException as exc:
-            try: os.write(2, ("mcp-exec: cannot start %s: %s\n" % (req["argv"][0], exc)).encode("utf-8", "replace"))
-            except BaseException: pass
-        os._exit(127)
+            with open(os.path.join(cg, "cgroup.procs"), "w") as f: f.write("0")
+            msg, got, _, _ = socket.recv_fds(theirs, 1 << 20, 3)
+            if not msg:
+                os._exit(0)
+            req = json.loads(msg)
+            theirs.close()
+        except BaseException:
+            os._exit(127)
+        exec_child(req, got[0], got[1], got[2] if len(got) > 2 else -1)
+    theirs.close()
+    spare = {"pid": pid, "sock": ours, "cg": cg}
+def spawn(req, passed):
+    global spare
+    out, err, rep = passed
+    info_r, info_w = os.pipe() if req.get("info") else (-1, -1)
+    t0 = time.perf_counter()
+    pid, cg = None, None
+    if spare is not None and req.get("pids"):
+        use, spare = spare, None
+        try:
+            with open(os.path.join(use["cg"], "pids.max"), "w") as f: f.write(str(req["pids"]))
+            socket.send_fds(use["sock"], [json.dumps(req).encode()], [out, err] + ([info_w] if info_w >= 0 else []))
+            pid, cg = use["pid"], use["cg"]
+        except OSError:
+            kill(use["pid"]); stale.append(use["cg"])
+        use["sock"].close()
+    if pid is None:
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.write(rep, json.dumps({"error": "fork: %s" % exc}).encode() + b"\n")
+            for fd in (out, err, rep, info_r, info_w):
+                if fd >= 0: os.close(fd)
+            return
+        if pid == 0:
+            try: os.setsid()
+            except BaseException: os._exit(127)
+            exec_child(req, out, err, info_w)
     os.close(out); os.close(err)
-    run = runs[req["id"]] = {"id": req["id"], "pid": pid, "rep": rep, "t0": t0, "inner": None, "info": b"", "maxrss": 0}
+    run = runs[req["id"]] = {"id": req["id"], "pid": pid, "rep": rep, "t0": t0, "inner": None, "info": b"", "maxrss": 0, "cg": cg}
     watch(os.pidfd_open(pid), "outer", run)
     if info_w >= 0:
         os.close(info_w)
         watch(info_r, "info", run)
+    make_spare()
+def remove_cgroups():
+    for cg in list(stale):
+        try:
+            os.rmdir(cg)
+            stale.remove(cg)
+        except FileNotFoundError:
+            stale.remove(cg)
+        except OSError:
+            pass
 def finish(run):
     runs.pop(run["id"], None)
     late.pop(run["id"], None)
@@ -336,6 +378,9 @@ def finish(run):
     try: os.write(run["rep"], json.dumps({"status": run["status"], "maxrss_kb": run["maxrss"], "duration_ms": (run["t1"] - run["t0"]) * 1000.0}).encode() + b"\n")
     except OSError: pass
     os.close(run["rep"])
+    if run["cg"]:
+        stale.append(run["cg"])
+        remove_cgroups()
 def reap(fd, what, run):
     unwatch(fd)
     pid = run["pid"] if what == "outer" else run["inner"]
@@ -396,7 +441,10 @@ def overdue(run, action):
         late[run["id"]] = (time.monotonic() + 0.5, "give up")
     else:
         finish(run)
+make_spare()
 while True:
+    if stale:
+        remove_cgroups()
     now = time.monotonic()
     for run_id, (due, action) in list(late.items()):
         if due <= now and run_id in runs:
@@ -419,6 +467,19 @@ while True:
             for run in list(runs.values()):
                 kill(run["pid"])
                 if run["inner"]: kill(run["inner"])
+                if run["cg"]: stale.append(run["cg"])
+            if spare is not None:
+                kill(spare["pid"]); stale.append(spare["cg"])
+            end = time.monotonic() + 2
+            while time.monotonic() < end:
+                try:
+                    if os.waitpid(-1, os.WNOHANG)[0] == 0: time.sleep(0.01)
+                except ChildProcessError:
+                    break
+            remove_cgroups()
+            if CGROOT:
+                try: os.rmdir(CGROOT)
+                except OSError: pass
             sys.exit(0)
         for f in passed: os.set_inheritable(f, False)
         req = json.loads(msg)
@@ -436,9 +497,10 @@ class ForkServer:
 
     def __init__(self, python: str) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.pids_cgroups = _find_pids_cgroup_root()
         try:
             self.proc = subprocess.Popen(
-                [python, "-I", "-S", "-c", _SERVER, str(theirs.fileno())],
+                [python, "-I", "-S", "-c", _SERVER, str(theirs.fileno()), self.pids_cgroups or ""],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -455,13 +517,14 @@ class ForkServer:
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.proc.poll() is None
 
-    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], cgroup: str | None = None, info: bool = False) -> int:
-        """Start ``argv`` with stdout, stderr and the report pipe ``fds``; ``info``: it is bubblewrap
-        run with ``--info-fd 3``."""
+    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], pids: int | None = None, info: bool = False) -> int:
+        """Start ``argv`` with stdout, stderr and the report pipe ``fds``. ``pids``: a cgroup of its
+        own holding that many processes (where the fork server has a pids hierarchy); ``info``: the
+        command is bubblewrap with ``--info-fd 3``."""
         with self.lock:
             self.next_id += 1
             run_id = self.next_id
-            msg = json.dumps({"op": "spawn", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": rlimits, "cgroup": cgroup, "info": info}).encode("utf-8", "surrogatepass")
+            msg = json.dumps({"op": "spawn", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": rlimits, "pids": pids, "info": info}).encode("utf-8", "surrogatepass")
             socket.send_fds(self.sock, [msg], list(fds))
         return run_id
 
