@@ -175,8 +175,9 @@ def test_code_that_kills_its_launcher_still_has_a_timeout(ex: CodeExecutor, toke
 def test_the_agents_environment_is_out_of_reach(ex: CodeExecutor) -> None:
     # /proc/<pid>/environ shows the environment a process started with: start an "agent" with a secret.
     secret = "AKIA" + uuid.uuid4().hex
-    agent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], env={**os.environ, "AWS_SECRET_ACCESS_KEY": secret})
+    agent = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"], env={**os.environ, "AWS_SECRET_ACCESS_KEY": secret}, stdout=subprocess.PIPE)
     try:
+        assert agent.stdout is not None and agent.stdout.readline() == b"up\n"  # exec'd with the secret
         with open(f"/proc/{agent.pid}/environ", "rb") as f:
             assert secret.encode() in f.read()  # readable on the host: the test can see a leak
         code = (

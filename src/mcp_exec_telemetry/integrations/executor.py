@@ -42,12 +42,14 @@ import collections
 import json
 import os
 import selectors
+import shlex
 import shutil
 import socket
 import sys
 import tempfile
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -158,10 +160,10 @@ class _Conn:
 class _Door:
     """The run's IPC socket: accepted and read on the executing thread, messages handled on the pool."""
 
-    def __init__(self, path: str, executor: "CodeExecutor", telemetry: Any) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.executor = executor
-        self.telemetry = telemetry
+        self.executor: CodeExecutor | None = None
+        self.telemetry: Any = None
         self.calls = 0
         self.refused = 0
         self.conns: dict[int, _Conn] = {}
@@ -172,6 +174,12 @@ class _Door:
         self.listener.setblocking(False)
         self.ctx = otel_context.get_current()
 
+    def bind(self, executor: "CodeExecutor") -> None:
+        """Serve ``executor``'s tool handler in the caller's trace context (a prepared door has none)."""
+        self.executor = executor
+        self.telemetry = executor.telemetry
+        self.ctx = otel_context.get_current()
+
     def accept(self, sel: selectors.BaseSelector) -> None:
         while True:
             try:
@@ -180,7 +188,7 @@ class _Door:
                 return
             except OSError:
                 return
-            if len(self.conns) >= self.executor.max_connections:
+            if self.executor is None or len(self.conns) >= self.executor.max_connections:
                 self.refused += 1
                 sock.close()
                 continue
@@ -210,7 +218,7 @@ class _Door:
             if start:
                 conn.busy = True
         if start:
-            self.executor._ipc_pool().submit(self._drain, conn)
+            self.executor._ipc_pool().submit(self._drain, conn)  # type: ignore[union-attr]
 
     def drop(self, conn: _Conn, sel: selectors.BaseSelector) -> None:
         try:
@@ -255,7 +263,7 @@ class _Door:
                 return None
             with self.lock:
                 self.calls += 1
-            handler = self.executor.tool_handler
+            handler = self.executor.tool_handler if self.executor is not None else None
             if handler is None:
                 return {"id": msg.get("id"), "error": "no tool handler: this executor cannot call tools"}
             try:
@@ -285,6 +293,46 @@ class _Door:
             self.listener.close()
         except OSError:
             pass
+        self.executor = None
+        self.telemetry = None
+
+
+@dataclass
+class _Prepared:
+    """A bubblewrap sandbox set up ahead of the run that will use it, waiting on its --block-fd."""
+
+    server: Any
+    run_id: int
+    workdir: str
+    door: _Door
+    out_r: int
+    err_r: int
+    rep_r: int
+
+    def dead(self) -> bool:
+        """Its sandbox already exited (it failed to set up, or the fork server is gone)."""
+        import select
+
+        if not self.server.alive():
+            return True
+        readable, _, _ = select.select([self.rep_r], [], [], 0)
+        return bool(readable)
+
+    def discard(self) -> None:
+        self.server.kill(self.run_id)
+        self.door.close()
+        for fd in (self.out_r, self.err_r, self.rep_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _discard_prepared(box: list[_Prepared | None]) -> None:
+    prepared, box[0] = box[0], None
+    if prepared is not None:
+        prepared.discard()
 
 
 class CodeExecutor:
@@ -346,6 +394,16 @@ class CodeExecutor:
         self.ipc_workers = ipc_workers
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._sh = shutil.which("sh") or "/bin/sh"
+        # One sandbox set up ahead (after the first run), so that the next run skips the set-up.
+        self._ready: list[_Prepared | None] = [None]
+        self._ready_lock = threading.Lock()
+        weakref.finalize(self, _discard_prepared, self._ready)
+
+    def close(self) -> None:
+        """Discard the sandbox set up ahead for the next run (also done when the executor is collected)."""
+        with self._ready_lock:
+            _discard_prepared(self._ready)
 
     def _ipc_pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -409,14 +467,21 @@ class CodeExecutor:
         mem = self.memory_limit_mb if memory_limit_mb is None else memory_limit_mb
         cap = self.output_limit_bytes if output_limit_bytes is None else output_limit_bytes
         limits = self._limits(mem, timeout)
-        workdir = tempfile.mkdtemp(prefix="mcp-exec-")
-        door: _Door | None = None
+        prepared = self._take_prepared()
         fds: list[int] = []
+        if prepared is not None:
+            workdir, door = prepared.workdir, prepared.door
+            fds += [prepared.out_r, prepared.err_r, prepared.rep_r]
+        else:
+            workdir, door = tempfile.mkdtemp(prefix="mcp-exec-"), None
         try:
             script = os.path.join(workdir, "main" + _SUFFIX[lang])
             with open(script, "wb") as f:
                 # A lone surrogate cannot be UTF-8: write it as the escape it would be in a string literal.
                 f.write(code.encode("utf-8", "backslashreplace"))
+            if door is None:
+                door = _Door(os.path.join(workdir, "ipc.sock"))
+            door.bind(self)
             child_env = self._environment(workdir, env)
             carrier: dict[str, str] = {}
             _PROPAGATOR.inject(carrier)
@@ -424,25 +489,32 @@ class CodeExecutor:
                 child_env["TRACEPARENT"] = carrier["traceparent"]
             if "tracestate" in carrier:
                 child_env["TRACESTATE"] = carrier["tracestate"]
-            door = _Door(os.path.join(workdir, "ipc.sock"), self, self.telemetry)
             child_env["MCP_EXEC_IPC"] = door.path
             argv = self.command(lang, script, mem or None)
-            if self._bwrap is not None:
-                argv = bwrap_command(self._bwrap, argv, workdir, allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None, read_only=self._read_only_paths(), info_fd=3)
-            out_r, out_w = os.pipe()
-            fds += [out_r, out_w]
-            err_r, err_w = os.pipe()
-            fds += [err_r, err_w]
-            rep_r, rep_w = os.pipe()
-            fds += [rep_r, rep_w]
             server = fork_server()
-            try:
-                run_id = server.spawn(argv, child_env, workdir, limits.rlimits(), (out_w, err_w, rep_w), pids=limits.processes, info=self._bwrap is not None)
-            except OSError as exc:
-                return self._failed(lang, f"mcp-exec: cannot start the code: {exc}\n", t_call)
-            for fd in (out_w, err_w, rep_w):
-                os.close(fd)
-                fds.remove(fd)
+            if prepared is not None:
+                with open(os.path.join(workdir, "run.sh"), "wb") as f:
+                    f.write(_shell_script(child_env, argv))
+                server = prepared.server
+                run_id = prepared.run_id
+                server.go(run_id, limits.rlimits(), limits.processes)
+                out_r, err_r, rep_r = prepared.out_r, prepared.err_r, prepared.rep_r
+            else:
+                if self._bwrap is not None:
+                    argv = bwrap_command(self._bwrap, argv, workdir, allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None, read_only=self._read_only_paths(), info_fd=3)
+                out_r, out_w = os.pipe()
+                fds += [out_r, out_w]
+                err_r, err_w = os.pipe()
+                fds += [err_r, err_w]
+                rep_r, rep_w = os.pipe()
+                fds += [rep_r, rep_w]
+                try:
+                    run_id = server.spawn(argv, child_env, workdir, limits.rlimits(), (out_w, err_w, rep_w), pids=limits.processes, info=self._bwrap is not None)
+                except OSError as exc:
+                    return self._failed(lang, f"mcp-exec: cannot start the code: {exc}\n", t_call)
+                for fd in (out_w, err_w, rep_w):
+                    os.close(fd)
+                    fds.remove(fd)
             return self._serve(server, run_id, lang, timeout, cap, out_r, err_r, rep_r, door, t_call)
         finally:
             if door is not None:
@@ -453,6 +525,57 @@ class CodeExecutor:
                 except OSError:
                     pass
             shutil.rmtree(workdir, ignore_errors=True)
+            if self._bwrap is not None:
+                self._prepare_next()
+
+    def _take_prepared(self) -> _Prepared | None:
+        if self._bwrap is None:
+            return None
+        with self._ready_lock:
+            prepared, self._ready[0] = self._ready[0], None
+        if prepared is not None and prepared.dead():
+            prepared.discard()
+            return None
+        return prepared
+
+    def _prepare_next(self) -> None:
+        """Set up the sandbox of the next run now, while nothing waits for it."""
+        with self._ready_lock:
+            if self._ready[0] is not None:
+                return
+        workdir = tempfile.mkdtemp(prefix="mcp-exec-")
+        made: list[int] = []
+        door: _Door | None = None
+        try:
+            door = _Door(os.path.join(workdir, "ipc.sock"))
+            for _ in range(3):
+                made += os.pipe()
+            out_r, out_w, err_r, err_w, rep_r, rep_w = made
+            argv = bwrap_command(
+                self._bwrap or "bwrap", [self._sh, os.path.join(workdir, "run.sh")], workdir,
+                allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None,
+                read_only=self._read_only_paths(), info_fd=3, block_fd=4,
+            )
+            server = fork_server()
+            run_id = server.prepare(argv, {"PATH": "/usr/bin:/bin"}, workdir, (out_w, err_w, rep_w), pids=self.process_limit or None)
+            for fd in (out_w, err_w, rep_w):
+                os.close(fd)
+            prepared = _Prepared(server, run_id, workdir, door, out_r, err_r, rep_r)
+        except OSError:
+            if door is not None:
+                door.close()
+            for fd in made:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            shutil.rmtree(workdir, ignore_errors=True)
+            return
+        with self._ready_lock:
+            if self._ready[0] is None:
+                self._ready[0] = prepared
+                return
+        prepared.discard()
 
     def _serve(self, server: Any, run_id: int, lang: str, timeout: float, cap: int, out_r: int, err_r: int, rep_r: int, door: _Door, t_call: float) -> ExecutionResult:
         """The run's event loop: output, the exit report, the IPC door, and the deadline."""
@@ -569,6 +692,19 @@ class CodeExecutor:
         if extra:
             env.update(extra)
         return env
+
+
+def _shell_script(env: Mapping[str, str], argv: list[str]) -> bytes:
+    """``run.sh`` of a prepared sandbox: the run's environment, then exec of the interpreter."""
+    words = " ".join(shlex.quote(a) for a in argv)
+    if all(k.isascii() and k.isidentifier() for k in env):
+        text = "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + "\nexec " + words + "\n"
+    else:  # names the shell cannot export: let env(1) set them
+        text = "exec env -i " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()) + " " + words + "\n"
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
 
 
 def _parse_report(raw: bytes) -> dict[str, Any] | None:

@@ -108,12 +108,14 @@ def bwrap_command(
     tmp_size_mb: int | None = 64,
     read_only: Sequence[str] = (),
     info_fd: int | None = None,
+    block_fd: int | None = None,
 ) -> list[str]:
     """The bubblewrap command line that runs ``argv`` with ``workdir`` as its only writable folder.
 
     ``read_only`` folders are bound again after the private ``/tmp`` is mounted, for inputs that
     live under ``/tmp`` on the host (a generated SDK, an interpreter in a temporary venv).
-    ``info_fd`` is where bubblewrap writes the host pid of the sandbox's init (the fork server reads it).
+    ``info_fd`` is where bubblewrap writes the host pid of the sandbox's init (the fork server reads
+    it); with ``block_fd`` the sandbox is set up and then waits for a byte on that fd before its command.
     """
     cmd = [
         bwrap,
@@ -127,6 +129,8 @@ def bwrap_command(
         cmd.append("--unshare-net")
     if info_fd is not None:
         cmd += ["--info-fd", str(info_fd)]
+    if block_fd is not None:
+        cmd += ["--block-fd", str(block_fd)]
     if tmp_size_mb:
         cmd += ["--size", str(tmp_size_mb << 20)]
     cmd += ["--tmpfs", "/tmp"]
@@ -251,7 +255,7 @@ def _find_pids_cgroup_root() -> str | None:
 # when bubblewrap exits after the code, is reaped here too and its ru_maxrss (which holds the code's)
 # taken. When the agent goes away (EOF), everything is killed.
 _SERVER = r"""
-import ctypes, json, os, re, resource, select, signal, socket, sys, time
+import ctypes, fcntl, json, os, re, resource, select, signal, socket, sys, time
 try:  # PR_SET_CHILD_SUBREAPER: a sandbox's init, orphaned when bubblewrap exits, comes back here
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
 except Exception:
@@ -274,15 +278,15 @@ def kill(pid):
     for f in (os.killpg, os.kill):
         try: f(pid, signal.SIGKILL)
         except OSError: pass
-def exec_child(req, out, err, info_w):
-    # In the child: limits, stdio, and the command; never returns.
+def exec_child(req, out, err, info_w, block_r):
+    # In the child: limits, stdio (info on fd 3, block on fd 4 for bubblewrap), the command; never returns.
     try:
         for res, soft, hard in req["rlimits"]:
             resource.setrlimit(res, (soft, hard))
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0); os.dup2(out, 1); os.dup2(err, 2)
-        if info_w >= 0:
-            os.dup2(info_w, 3); os.set_inheritable(3, True)
+        # Out of the way first (fd 3 may be the block pipe that fd 4 wants), then into place.
+        wanted = [(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10), target) for fd, target in ((os.open("/dev/null", os.O_RDONLY), 0), (out, 1), (err, 2), (info_w, 3), (block_r, 4)) if fd >= 0]
+        for fd, target in wanted:
+            os.dup2(fd, target)
         os.chdir(req["cwd"])
         os.execve(req["argv"][0], req["argv"], req["env"])
     except BaseException as exc:
@@ -317,27 +321,30 @@ def make_spare():
             os.closerange(3, keep); os.closerange(keep + 1, 1 << 20)
             os.setsid()
             with open(os.path.join(cg, "cgroup.procs"), "w") as f: f.write("0")
-            msg, got, _, _ = socket.recv_fds(theirs, 1 << 20, 3)
+            msg, got, _, _ = socket.recv_fds(theirs, 1 << 20, 4)
             if not msg:
                 os._exit(0)
             req = json.loads(msg)
             theirs.close()
         except BaseException:
             os._exit(127)
-        exec_child(req, got[0], got[1], got[2] if len(got) > 2 else -1)
+        rest = got[2:]
+        info_w = rest.pop(0) if req.get("info") else -1
+        exec_child(req, got[0], got[1], info_w, rest.pop(0) if req.get("block") else -1)
     theirs.close()
     spare = {"pid": pid, "sock": ours, "cg": cg}
 def spawn(req, passed):
     global spare
     out, err, rep = passed
     info_r, info_w = os.pipe() if req.get("info") else (-1, -1)
-    t0 = time.perf_counter()
+    block_r, block_w = os.pipe() if req.get("block") else (-1, -1)
+    t0 = None if req.get("block") else time.perf_counter()
     pid, cg = None, None
     if spare is not None and req.get("pids"):
         use, spare = spare, None
         try:
             with open(os.path.join(use["cg"], "pids.max"), "w") as f: f.write(str(req["pids"]))
-            socket.send_fds(use["sock"], [json.dumps(req).encode()], [out, err] + ([info_w] if info_w >= 0 else []))
+            socket.send_fds(use["sock"], [json.dumps(req).encode()], [f for f in (out, err, info_w, block_r) if f >= 0])
             pid, cg = use["pid"], use["cg"]
         except OSError:
             kill(use["pid"]); stale.append(use["cg"])
@@ -347,15 +354,17 @@ def spawn(req, passed):
             pid = os.fork()
         except OSError as exc:
             os.write(rep, json.dumps({"error": "fork: %s" % exc}).encode() + b"\n")
-            for fd in (out, err, rep, info_r, info_w):
+            for fd in (out, err, rep, info_r, info_w, block_r, block_w):
                 if fd >= 0: os.close(fd)
             return
         if pid == 0:
             try: os.setsid()
             except BaseException: os._exit(127)
-            exec_child(req, out, err, info_w)
+            exec_child(req, out, err, info_w, block_r)
     os.close(out); os.close(err)
-    run = runs[req["id"]] = {"id": req["id"], "pid": pid, "rep": rep, "t0": t0, "inner": None, "info": b"", "maxrss": 0, "cg": cg}
+    if block_r >= 0:
+        os.close(block_r)
+    run = runs[req["id"]] = {"id": req["id"], "pid": pid, "rep": rep, "t0": t0, "inner": None, "info": b"", "maxrss": 0, "cg": cg, "block": block_w}
     watch(os.pidfd_open(pid), "outer", run)
     if info_w >= 0:
         os.close(info_w)
@@ -375,7 +384,11 @@ def finish(run):
     late.pop(run["id"], None)
     for fd, (_, r) in list(fds.items()):
         if r is run: unwatch(fd)
-    try: os.write(run["rep"], json.dumps({"status": run["status"], "maxrss_kb": run["maxrss"], "duration_ms": (run["t1"] - run["t0"]) * 1000.0}).encode() + b"\n")
+    started = run["block"] < 0
+    if not started:
+        os.close(run["block"])
+    duration = (run["t1"] - run["t0"]) * 1000.0 if run["t0"] is not None and run.get("t1") else 0.0
+    try: os.write(run["rep"], json.dumps({"status": run.get("status", 0), "maxrss_kb": run["maxrss"], "duration_ms": duration, "started": started}).encode() + b"\n")
     except OSError: pass
     os.close(run["rep"])
     if run["cg"]:
@@ -395,6 +408,8 @@ def reap(fd, what, run):
         return finish(run)
     run["t1"] = time.perf_counter()
     run["status"] = status
+    if run["t0"] is None:
+        run["t0"] = run["t1"]
     kill(pid)
     for info_fd, (kind, r) in list(fds.items()):
         if r is run and kind == "info":
@@ -416,9 +431,32 @@ def read_info(fd, run):
     found = re.search(rb'"child-pid":\s*(\d+)', run["info"])
     if found and run["inner"] is None:
         run["inner"] = int(found.group(1))
+def go(run, rlimits, pids):
+    # Start a prepared sandbox: its limits (set on the blocked process that forks the code), then
+    # the byte bubblewrap waits for on its --block-fd.
+    while run["inner"] is None:
+        info = [fd for fd, (kind, r) in fds.items() if r is run and kind == "info"]
+        if not info:
+            break
+        read_info(info[0], run)
+    for res, soft, hard in rlimits:
+        try: resource.prlimit(run["inner"] or run["pid"], res, (soft, hard))
+        except (OSError, ValueError): pass
+    if run["cg"] and pids:
+        try:
+            with open(os.path.join(run["cg"], "pids.max"), "w") as f: f.write(str(pids))
+        except OSError: pass
+    run["t0"] = time.perf_counter()
+    try: os.write(run["block"], b"g")
+    except OSError: pass
+    os.close(run["block"])
+    run["block"] = -1
 def kill_run(run):
     inner = run["inner"]
-    if inner is not None and "status" not in run:
+    if run["t0"] is None:  # prepared, never started
+        kill(run["pid"])
+        if inner is not None: kill(inner)
+    elif inner is not None and "status" not in run:
         # The processes under the sandbox's init first: init reaps them (so their peak memory
         # counts), bubblewrap sees the code gone and exits, and the PID namespace dies with init.
         # Whatever lingers 0.3 s later (init, bubblewrap and its group) is killed outright.
@@ -483,8 +521,10 @@ while True:
             sys.exit(0)
         for f in passed: os.set_inheritable(f, False)
         req = json.loads(msg)
-        if req["op"] == "spawn" and len(passed) == 3:
+        if req["op"] in ("spawn", "prepare") and len(passed) == 3:
             spawn(req, passed)
+        elif req["op"] == "go" and req["id"] in runs and runs[req["id"]]["block"] >= 0:
+            go(runs[req["id"]], req["rlimits"], req.get("pids"))
         elif req["op"] == "kill" and req["id"] in runs:
             kill_run(runs[req["id"]])
         else:
@@ -527,6 +567,21 @@ class ForkServer:
             msg = json.dumps({"op": "spawn", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": rlimits, "pids": pids, "info": info}).encode("utf-8", "surrogatepass")
             socket.send_fds(self.sock, [msg], list(fds))
         return run_id
+
+    def prepare(self, argv: Sequence[str], env: dict[str, str], cwd: str, fds: tuple[int, int, int], pids: int | None = None) -> int:
+        """Start bubblewrap ``argv`` (with ``--info-fd 3 --block-fd 4``) up to the exec of its command,
+        where it waits for :meth:`go`: the sandbox is set up ahead of the run that will use it."""
+        with self.lock:
+            self.next_id += 1
+            run_id = self.next_id
+            msg = json.dumps({"op": "prepare", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": [(_RLIMIT_CORE, 0, 0)], "pids": pids, "info": True, "block": True}).encode("utf-8", "surrogatepass")
+            socket.send_fds(self.sock, [msg], list(fds))
+        return run_id
+
+    def go(self, run_id: int, rlimits: list[tuple[int, int, int]], pids: int | None = None) -> None:
+        """Start a prepared run with these limits; its time is measured from here."""
+        with self.lock:
+            self.sock.send(json.dumps({"op": "go", "id": run_id, "rlimits": rlimits, "pids": pids}).encode())
 
     def kill(self, run_id: int, inner: bool = False) -> None:
         """SIGKILL the run's process group; with ``inner``, the children of its first process first."""
