@@ -428,6 +428,33 @@ def test_peak_memory_of_a_200_mib_child_comes_from_the_kernel(ex: CodeExecutor) 
     assert 200 * MIB < result.peak_rss_bytes < 230 * MIB, result.memory_mb
 
 
+def test_a_sandbox_set_up_ahead_holds_what_a_fresh_one_does() -> None:
+    _require_bwrap()
+    probe = (
+        "import os, resource, socket\n"
+        "print(resource.getrlimit(resource.RLIMIT_DATA)[0] >> 20, resource.getrlimit(resource.RLIMIT_FSIZE)[0] >> 20)\n"
+        "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), os.getcwd() == os.path.dirname(os.environ['MCP_EXEC_IPC']))\n"
+        "print(sorted(k for k in os.environ if k not in ('TRACEPARENT', 'TRACESTATE')))\n"
+        "try:\n"
+        "    open('/usr/escape', 'w')\n"
+        "except OSError as e:\n"
+        "    print(e.strerror)\n"
+    )
+    ex = CodeExecutor(isolation="bwrap", file_size_limit_mb=32)
+    try:
+        fresh = ex.execute(probe, "python3", env={"EXTRA": "a b'c"})
+        assert ex._ready[0] is not None  # the next run's sandbox is waiting
+        ahead = ex.execute(probe, "python3", memory_limit_mb=100, env={"EXTRA": "a b'c"})  # set up while idle
+        again = ex.execute("import os; print(os.environ['EXTRA'])", "python3", env={"EXTRA": "a b'c"})
+    finally:
+        ex.close()
+    assert fresh.stdout.splitlines()[0] == "512 32" and ahead.stdout.splitlines()[0] == "100 32"
+    assert fresh.stdout.splitlines()[1:] == ahead.stdout.splitlines()[1:], (fresh.stdout, ahead.stdout)
+    assert ahead.stdout.splitlines()[1] == "[1, 2] True"
+    assert ahead.stdout.splitlines()[-1] == "Read-only file system"
+    assert again.stdout == "a b'c\n"
+
+
 # --- choosing the isolation --------------------------------------------------------------------
 
 

@@ -319,7 +319,8 @@ class _Prepared:
         return bool(readable)
 
     def discard(self) -> None:
-        self.server.kill(self.run_id)
+        if self.server.owner == os.getpid():  # not a fork server inherited across os.fork()
+            self.server.kill(self.run_id)
         self.door.close()
         for fd in (self.out_r, self.err_r, self.rep_r):
             try:
@@ -499,6 +500,7 @@ class CodeExecutor:
                 run_id = prepared.run_id
                 server.go(run_id, limits.rlimits(), limits.processes)
                 out_r, err_r, rep_r = prepared.out_r, prepared.err_r, prepared.rep_r
+                self._prepare_next()  # set up while this run runs: back-to-back runs find it ready
             else:
                 if self._bwrap is not None:
                     argv = bwrap_command(self._bwrap, argv, workdir, allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None, read_only=self._read_only_paths(), info_fd=3)
@@ -526,7 +528,7 @@ class CodeExecutor:
                     pass
             shutil.rmtree(workdir, ignore_errors=True)
             if self._bwrap is not None:
-                self._prepare_next()
+                self._prepare_next()  # after a first (cold) run, or one whose sandbox had died
 
     def _take_prepared(self) -> _Prepared | None:
         if self._bwrap is None:
