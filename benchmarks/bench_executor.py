@@ -47,18 +47,20 @@ CASES = {
 }
 
 
-def bench(language: str, n: int, rounds: int) -> dict[str, object]:
+def bench(language: str, n: int, rounds: int, gap_s: float) -> dict[str, object]:
+    """One language: ``rounds`` interleaved rounds of ``n`` runs per variant; with ``gap_s``, each run
+    comes alone after an untimed pause, as an agent's runs come after its model answers."""
     code, plain_argv = CASES[language]
     python = sys.executable
     node = shutil.which("node") or "/usr/bin/node"
     argv = plain_argv(python, node)
     executors = {"executor, bwrap": CodeExecutor(isolation="bwrap"), "executor, process": CodeExecutor(isolation="process")}
     splits: dict[str, list[tuple[float, float]]] = {name: [] for name in executors}
-
     # The same environment the executor gives the code (the machine's may hold e.g. NODE_EXTRA_CA_CERTS,
     # which makes node read a CA bundle at start-up), in a folder of its own.
     folder = tempfile.mkdtemp(prefix="bench-executor-")
     env = executors["executor, process"]._environment(folder, None)
+    pause = (lambda: time.sleep(gap_s)) if gap_s else None
 
     def plain() -> None:
         done = subprocess.run(argv, capture_output=True, env=env, cwd=folder)
@@ -72,9 +74,11 @@ def bench(language: str, n: int, rounds: int) -> dict[str, object]:
             assert result.stdout == "1\n" and result.exit_code == 0, result
             splits[name].append((result.duration_ms, result.overhead_ms))
 
-        return Variant(op)
+        return Variant(op, setup=pause)
 
-    variants = {"plain subprocess.run": Variant(plain), **{name: run_with(name) for name in executors}}
+    variants = {"plain subprocess.run": Variant(plain, setup=pause), **{name: run_with(name) for name in executors}}
+    if gap_s:
+        n, rounds = 1, rounds * n
     result = interleave(variants, n=n, rounds=rounds, warmup=3)
     rows = []
     for name in variants:
@@ -83,7 +87,9 @@ def bench(language: str, n: int, rounds: int) -> dict[str, object]:
             row["code_ms"] = statistics.median(d for d, _ in splits[name])
             row["overhead_ms"] = statistics.median(o for _, o in splits[name])
         rows.append(row)
-    return {"language": language, "rows": rows}
+    for ex in executors.values():
+        ex.close()
+    return {"language": language, "mode": f"runs {gap_s * 1000:.0f} ms apart" if gap_s else "back to back", "rows": rows}
 
 
 def report(results: list[dict[str, object]], elapsed_s: float, quick: bool, n: int, rounds: int) -> str:
@@ -94,11 +100,13 @@ def report(results: list[dict[str, object]], elapsed_s: float, quick: bool, n: i
         f"`benchmarks/bench_executor.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {elapsed_s:.0f} s"
         f"{', --quick' if quick else ''}; {m['cpu']}; {m['python']}; {rounds} interleaved rounds of {n} runs per variant).",
         "Per-run medians; the ratio is the median over rounds of executor/plain measured in the same round.",
+        "Runs 50 ms apart come one at a time after an untimed pause, as an agent's runs follow its model's",
+        "answers (the executor sets up the next run's sandbox in between); back to back, they do not.",
         "`code` is the run's own time as the executor reports it (`execution.duration`); `overhead` is the",
         f"rest of `execute()` (`execution.overhead`). Goal: at most {GOAL}x plain, isolation included.",
         "",
-        "| language | variant | per run | ratio to plain | code | overhead | goal |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| language | runs | variant | per run | ratio to plain | code | overhead | goal |",
+        "|---|---|---|---:|---:|---:|---:|---|",
     ]
     for res in results:
         for row in res["rows"]:  # type: ignore[index]
@@ -106,7 +114,7 @@ def report(results: list[dict[str, object]], elapsed_s: float, quick: bool, n: i
             goal = "" if row["variant"].startswith("plain") else ("met" if ratio <= GOAL else "**missed**")
             code = f"{row['code_ms']:.1f} ms" if "code_ms" in row else ""
             overhead = f"{row['overhead_ms']:.2f} ms" if "overhead_ms" in row else ""
-            lines.append(f"| {res['language']} | {row['variant']} | {row['median_ms']:.1f} ms | {ratio:.2f}x | {code} | {overhead} | {goal} |")
+            lines.append(f"| {res['language']} | {res['mode']} | {row['variant']} | {row['median_ms']:.1f} ms | {ratio:.2f}x | {code} | {overhead} | {goal} |")
     return "\n".join(lines) + "\n"
 
 
@@ -121,7 +129,10 @@ def main() -> int:
         return 2
     n, rounds = (2, 5) if args.quick else (4, 25)
     t0 = time.perf_counter()
-    results = [bench("python3", n, rounds), bench("javascript", n, max(5, rounds // 2) if not args.quick else 3)]
+    results = []
+    for gap_s in (0.05, 0.0):
+        results.append(bench("python3", n, rounds, gap_s))
+        results.append(bench("javascript", n, max(3, rounds // 2), gap_s))
     text = report(results, time.perf_counter() - t0, args.quick, n, rounds)
     print(text)
     if not args.quick:

@@ -42,7 +42,6 @@ import collections
 import json
 import os
 import selectors
-import shlex
 import shutil
 import socket
 import sys
@@ -57,7 +56,7 @@ from typing import Any, Callable, Mapping
 from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from .sandbox import ISOLATIONS, Limits, bwrap_command, bwrap_path, bwrap_problem, default_isolation, fork_server
+from .sandbox import ISOLATIONS, STARTER, Limits, bwrap_command, bwrap_path, bwrap_problem, default_isolation, fork_server
 
 __all__ = ["CodeExecutor", "ExecutionResult", "EXIT_REASONS", "LANGUAGES", "Limits"]
 
@@ -395,7 +394,6 @@ class CodeExecutor:
         self.ipc_workers = ipc_workers
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        self._sh = shutil.which("sh") or "/bin/sh"
         # One sandbox set up ahead (after the first run), so that the next run skips the set-up.
         self._ready: list[_Prepared | None] = [None]
         self._ready_lock = threading.Lock()
@@ -494,13 +492,10 @@ class CodeExecutor:
             argv = self.command(lang, script, mem or None)
             server = fork_server()
             if prepared is not None:
-                with open(os.path.join(workdir, "run.sh"), "wb") as f:
-                    f.write(_shell_script(child_env, argv))
                 server = prepared.server
                 run_id = prepared.run_id
-                server.go(run_id, limits.rlimits(), limits.processes)
+                server.go(run_id, argv, child_env, limits.rlimits(), limits.processes)
                 out_r, err_r, rep_r = prepared.out_r, prepared.err_r, prepared.rep_r
-                self._prepare_next()  # set up while this run runs: back-to-back runs find it ready
             else:
                 if self._bwrap is not None:
                     argv = bwrap_command(self._bwrap, argv, workdir, allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None, read_only=self._read_only_paths(), info_fd=3)
@@ -528,7 +523,7 @@ class CodeExecutor:
                     pass
             shutil.rmtree(workdir, ignore_errors=True)
             if self._bwrap is not None:
-                self._prepare_next()  # after a first (cold) run, or one whose sandbox had died
+                self._prepare_next()  # while the agent thinks about this run's result
 
     def _take_prepared(self) -> _Prepared | None:
         if self._bwrap is None:
@@ -554,9 +549,9 @@ class CodeExecutor:
                 made += os.pipe()
             out_r, out_w, err_r, err_w, rep_r, rep_w = made
             argv = bwrap_command(
-                self._bwrap or "bwrap", [self._sh, os.path.join(workdir, "run.sh")], workdir,
+                self._bwrap or "bwrap", [sys.executable, "-I", "-S", "-c", STARTER], workdir,
                 allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None,
-                read_only=self._read_only_paths(), info_fd=3, block_fd=4,
+                read_only=self._read_only_paths(), info_fd=3,
             )
             server = fork_server()
             run_id = server.prepare(argv, {"PATH": "/usr/bin:/bin"}, workdir, (out_w, err_w, rep_w), pids=self.process_limit or None)
@@ -674,7 +669,8 @@ class CodeExecutor:
     def _read_only_paths(self) -> list[str]:
         """Inputs that live under the host's /tmp, hidden by the sandbox's private /tmp otherwise."""
         paths = []
-        for path in (self.sdk_dir, os.path.dirname(os.path.dirname(os.path.abspath(self.python)))):
+        prefixes = {os.path.dirname(os.path.dirname(os.path.abspath(p))) for p in (self.python, sys.executable)}
+        for path in (self.sdk_dir, *sorted(prefixes)):
             if path and (path == "/tmp" or path.startswith("/tmp/")) and os.path.isdir(path):
                 paths.append(path)
         return paths
@@ -683,6 +679,7 @@ class CodeExecutor:
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": workdir,
+            "PWD": workdir,
             "TMPDIR": workdir,
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "PYTHONIOENCODING": "utf-8",
@@ -694,19 +691,6 @@ class CodeExecutor:
         if extra:
             env.update(extra)
         return env
-
-
-def _shell_script(env: Mapping[str, str], argv: list[str]) -> bytes:
-    """``run.sh`` of a prepared sandbox: the run's environment, then exec of the interpreter."""
-    words = " ".join(shlex.quote(a) for a in argv)
-    if all(k.isascii() and k.isidentifier() for k in env):
-        text = "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + "\nexec " + words + "\n"
-    else:  # names the shell cannot export: let env(1) set them
-        text = "exec env -i " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()) + " " + words + "\n"
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace")
 
 
 def _parse_report(raw: bytes) -> dict[str, Any] | None:

@@ -108,14 +108,13 @@ def bwrap_command(
     tmp_size_mb: int | None = 64,
     read_only: Sequence[str] = (),
     info_fd: int | None = None,
-    block_fd: int | None = None,
 ) -> list[str]:
     """The bubblewrap command line that runs ``argv`` with ``workdir`` as its only writable folder.
 
     ``read_only`` folders are bound again after the private ``/tmp`` is mounted, for inputs that
     live under ``/tmp`` on the host (a generated SDK, an interpreter in a temporary venv).
     ``info_fd`` is where bubblewrap writes the host pid of the sandbox's init (the fork server reads
-    it); with ``block_fd`` the sandbox is set up and then waits for a byte on that fd before its command.
+    it).
     """
     cmd = [
         bwrap,
@@ -129,8 +128,6 @@ def bwrap_command(
         cmd.append("--unshare-net")
     if info_fd is not None:
         cmd += ["--info-fd", str(info_fd)]
-    if block_fd is not None:
-        cmd += ["--block-fd", str(block_fd)]
     if tmp_size_mb:
         cmd += ["--size", str(tmp_size_mb << 20)]
     cmd += ["--tmpfs", "/tmp"]
@@ -240,6 +237,34 @@ def _find_pids_cgroup_root() -> str | None:
         except OSError:
             continue
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The starter: the command of a sandbox set up ahead of its run
+
+#: Runs inside a prepared sandbox (``python -I -S -c STARTER``): waits for the run on fd 4 (JSON:
+#: argv, environment, rlimits), applies the limits to itself and execs the command, which keeps its
+#: pid; its peak memory before the exec (about 8 MiB) is the floor of the run's figure.
+STARTER = r"""
+import json, os, resource
+data = b""
+while True:
+    chunk = os.read(4, 1 << 16)
+    if not chunk:
+        break
+    data += chunk
+os.close(4)
+if not data:
+    os._exit(0)
+argv, env, rlimits = json.loads(data)
+try:
+    for res, soft, hard in rlimits:
+        resource.setrlimit(res, (soft, hard))
+    os.execve(argv[0], argv, env)
+except BaseException as exc:
+    os.write(2, ("mcp-exec: cannot start %s: %s\n" % (argv[0], exc)).encode("utf-8", "replace"))
+os._exit(127)
+"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,23 +456,15 @@ def read_info(fd, run):
     found = re.search(rb'"child-pid":\s*(\d+)', run["info"])
     if found and run["inner"] is None:
         run["inner"] = int(found.group(1))
-def go(run, rlimits, pids):
-    # Start a prepared sandbox: its limits (set on the blocked process that forks the code), then
-    # the byte bubblewrap waits for on its --block-fd.
-    while run["inner"] is None:
-        info = [fd for fd, (kind, r) in fds.items() if r is run and kind == "info"]
-        if not info:
-            break
-        read_info(info[0], run)
-    for res, soft, hard in rlimits:
-        try: resource.prlimit(run["inner"] or run["pid"], res, (soft, hard))
-        except (OSError, ValueError): pass
+def go(run, start, pids):
+    # Start a prepared sandbox: its pids limit, then the run (command, environment, limits) to the
+    # starter waiting inside on fd 4, which applies the limits and execs the command.
     if run["cg"] and pids:
         try:
             with open(os.path.join(run["cg"], "pids.max"), "w") as f: f.write(str(pids))
         except OSError: pass
     run["t0"] = time.perf_counter()
-    try: os.write(run["block"], b"g")
+    try: os.write(run["block"], start.encode("utf-8", "surrogatepass"))
     except OSError: pass
     os.close(run["block"])
     run["block"] = -1
@@ -524,7 +541,7 @@ while True:
         if req["op"] in ("spawn", "prepare") and len(passed) == 3:
             spawn(req, passed)
         elif req["op"] == "go" and req["id"] in runs and runs[req["id"]]["block"] >= 0:
-            go(runs[req["id"]], req["rlimits"], req.get("pids"))
+            go(runs[req["id"]], req["start"], req.get("pids"))
         elif req["op"] == "kill" and req["id"] in runs:
             kill_run(runs[req["id"]])
         else:
@@ -569,8 +586,9 @@ class ForkServer:
         return run_id
 
     def prepare(self, argv: Sequence[str], env: dict[str, str], cwd: str, fds: tuple[int, int, int], pids: int | None = None) -> int:
-        """Start bubblewrap ``argv`` (with ``--info-fd 3 --block-fd 4``) up to the exec of its command,
-        where it waits for :meth:`go`: the sandbox is set up ahead of the run that will use it."""
+        """Start bubblewrap ``argv`` (with ``--info-fd 3``) whose command is :data:`STARTER` reading
+        fd 4: the sandbox is set up, and the starter's interpreter started, ahead of the run that
+        will use it; :meth:`go` hands it the run."""
         with self.lock:
             self.next_id += 1
             run_id = self.next_id
@@ -578,10 +596,12 @@ class ForkServer:
             socket.send_fds(self.sock, [msg], list(fds))
         return run_id
 
-    def go(self, run_id: int, rlimits: list[tuple[int, int, int]], pids: int | None = None) -> None:
-        """Start a prepared run with these limits; its time is measured from here."""
+    def go(self, run_id: int, argv: Sequence[str], env: dict[str, str], rlimits: list[tuple[int, int, int]], pids: int | None = None) -> None:
+        """Start a prepared run: :data:`STARTER` applies ``rlimits`` and execs ``argv`` with ``env``.
+        Its time is measured from here."""
+        start = json.dumps([list(argv), env, rlimits])
         with self.lock:
-            self.sock.send(json.dumps({"op": "go", "id": run_id, "rlimits": rlimits, "pids": pids}).encode())
+            self.sock.send(json.dumps({"op": "go", "id": run_id, "start": start, "pids": pids}).encode("utf-8", "surrogatepass"))
 
     def kill(self, run_id: int, inner: bool = False) -> None:
         """SIGKILL the run's process group; with ``inner``, the children of its first process first."""
