@@ -479,6 +479,21 @@ def test_without_bubblewrap_the_default_is_process_with_one_loud_warning(monkeyp
     assert (result.stdout, result.isolation) == ("1\n", "process")
 
 
+def test_without_the_fork_server_the_agent_starts_runs_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where the fork server cannot run (not Linux), process isolation still runs, limits and timeout included.
+    monkeypatch.setattr(sandbox, "_FORK_SERVER_WORKS", False)
+    monkeypatch.setattr(sandbox, "_servers", {})
+    ex = CodeExecutor(isolation="process")
+    ok = ex.execute("import resource; print(resource.getrlimit(resource.RLIMIT_DATA)[0] >> 20)", "python3", memory_limit_mb=300)
+    assert (ok.stdout, ok.exit_code, ok.exit_reason) == ("300\n", 0, "exit")
+    assert ok.duration_ms > 0 and ok.peak_rss_bytes > 0
+    t0 = time.monotonic()
+    slow = ex.execute("import time\nprint('x', flush=True)\ntime.sleep(30)", "python3", timeout_s=1)
+    assert (slow.timed_out, slow.exit_code, slow.stdout) == (True, -9, "x\n")
+    assert time.monotonic() - t0 < 2.0
+    assert isinstance(sandbox._servers[sys.executable], sandbox.DirectSpawner)
+
+
 def test_process_isolation_still_bounds_a_plain_run() -> None:
     ex = CodeExecutor(isolation="process")
     t0 = time.monotonic()

@@ -37,12 +37,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import shutil
 import signal
+import select
 import socket
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -52,11 +55,11 @@ __all__ = ["ISOLATIONS", "Limits", "bwrap_command", "bwrap_path", "default_isola
 ISOLATIONS = ("bwrap", "process")
 _log = logging.getLogger("mcp_exec_telemetry.sandbox")
 
-_RLIMIT_CPU = 0  # resource.RLIMIT_* values on Linux; the fork server applies them without importing here
-_RLIMIT_FSIZE = 1
-_RLIMIT_DATA = 2
-_RLIMIT_CORE = 4
-_RLIMIT_NPROC = 6
+_RLIMIT_CPU = resource.RLIMIT_CPU
+_RLIMIT_FSIZE = resource.RLIMIT_FSIZE
+_RLIMIT_DATA = resource.RLIMIT_DATA
+_RLIMIT_CORE = resource.RLIMIT_CORE
+_RLIMIT_NPROC = resource.RLIMIT_NPROC
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ def bwrap_problem(bwrap: str | None = None) -> str | None:
 
     Runs one empty sandbox with the executor's own options the first time it is asked.
     """
+    if not _FORK_SERVER_WORKS:
+        return "the sandbox needs Linux (epoll, pidfd_open)"
     bwrap = bwrap or bwrap_path()
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed; install it with `apt-get install bubblewrap`"
@@ -625,14 +630,81 @@ _servers: dict[str, ForkServer] = {}
 _servers_lock = threading.Lock()
 
 
-def fork_server(python: str | None = None) -> ForkServer:
-    """The fork server of this process (started on first use, again after a fork or a crash)."""
+class DirectSpawner:
+    """Where the fork server cannot run (it needs Linux: epoll, pidfds): the agent starts each run
+    itself and a thread reaps it. Only ``isolation="process"`` runs here, and the peak memory
+    reported includes the agent's own size copied into the child at fork."""
+
+    def __init__(self) -> None:
+        self.owner = os.getpid()
+        self.lock = threading.Lock()
+        self.next_id = 0
+        self.pids: dict[int, int] = {}
+
+    def alive(self) -> bool:
+        return self.owner == os.getpid()
+
+    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], pids: int | None = None, info: bool = False) -> int:
+        out, err, rep = fds
+
+        def limit() -> None:
+            for res, soft, hard in rlimits:
+                try:
+                    resource.setrlimit(res, (soft, hard))
+                except (OSError, ValueError):
+                    pass
+
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, preexec_fn=limit)  # noqa: PLW1509
+        with self.lock:
+            self.next_id += 1
+            run_id = self.next_id
+            self.pids[run_id] = proc.pid
+        rep_w = os.dup(rep)
+        threading.Thread(target=self._reap, args=(run_id, proc, rep_w, t0), daemon=True).start()
+        return run_id
+
+    def _reap(self, run_id: int, proc: subprocess.Popen[bytes], rep: int, t0: float) -> None:
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        t1 = time.perf_counter()
+        with self.lock:
+            self.pids.pop(run_id, None)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        maxrss = usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss  # bytes there, KiB here
+        try:
+            os.write(rep, json.dumps({"status": status, "maxrss_kb": maxrss, "duration_ms": (t1 - t0) * 1000.0, "started": True}).encode() + b"\n")
+        except OSError:
+            pass
+        os.close(rep)
+
+    def kill(self, run_id: int, inner: bool = False) -> None:
+        with self.lock:
+            pid = self.pids.get(run_id)
+            if pid is None:
+                return
+            for f in (os.killpg, os.kill):
+                try:
+                    f(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+def fork_server(python: str | None = None) -> "ForkServer | DirectSpawner":
+    """The fork server of this process (started on first use, again after a fork or a crash);
+    a :class:`DirectSpawner` where the fork server cannot run."""
     python = python or sys.executable
     with _servers_lock:
         server = _servers.get(python)
         if server is None or not server.alive():
-            server = _servers[python] = ForkServer(python)
+            server = _servers[python] = ForkServer(python) if _FORK_SERVER_WORKS else DirectSpawner()  # type: ignore[assignment]
         return server
+
+
+_FORK_SERVER_WORKS = sys.platform.startswith("linux") and hasattr(os, "pidfd_open") and hasattr(select, "epoll")
 
 
 def signal_name(number: int) -> str:
