@@ -16,11 +16,11 @@ runs it with (see :mod:`.sandbox` for what each isolation holds):
 * an **output cap**: stdout and stderr keep at most ``output_limit_bytes`` each (the rest is read
   and dropped, so the child never blocks on a full pipe) and ``output_truncated`` says so.
 
-What is measured is real and is the code's own: ``duration_ms`` is the run's time from the fork of
-the sandbox to the reaping of its exit, measured by the fork server next to it (the execution step's
-``execution.duration``); ``overhead_ms`` is the rest of the ``execute()`` call (work folder, socket,
-pipes, reading the output), reported apart as ``mcp_exec.execution.overhead_ms`` and the
-``execution.overhead`` histogram. ``peak_rss_bytes`` is the kernel's peak resident size of the
+What is measured is real and is the code's own: ``duration_ms`` is the run's time from its start (the
+fork of its process, or the hand-over to a sandbox set up ahead) to the reaping of its exit, measured
+by the fork server next to it (the execution step's ``execution.duration``); ``overhead_ms`` is the
+rest of the ``execute()`` call (work folder, socket, pipes, reading the output), reported apart as
+``mcp_exec.execution.overhead_ms`` and the ``execution.overhead`` histogram. ``peak_rss_bytes`` is the kernel's peak resident size of the
 run's processes (``ru_maxrss`` from ``wait4``), ``exit_code`` the exit status (a negative signal
 number when killed, as in ``subprocess``; under bubblewrap a status above 128 is read as
 ``128 + signal``, as the shell does), ``result_size_bytes`` the bytes of captured stdout.

@@ -16,20 +16,27 @@ Two isolations, chosen per :class:`~.executor.CodeExecutor`:
   ``setsid()`` survives the timeout. It exists for machines without bubblewrap (macOS, locked-down
   containers) and warns loudly, once, when chosen by default.
 
-Resource limits are the kernel's ``setrlimit`` limits, set in the process that execs the sandbox and
-inherited by everything in it: data segment (``RLIMIT_DATA``, which counts every private writable
+Resource limits are the kernel's ``setrlimit`` limits, set just before the exec of the code (or of
+the bubblewrap that runs it) and inherited by everything it starts: data segment (``RLIMIT_DATA``, which counts every private writable
 mapping, so node's ``Buffer`` allocations and V8's heap are held too, unlike ``RLIMIT_AS`` which V8's
 reservations make useless), CPU seconds, file size, and process count (``RLIMIT_NPROC``). The kernel
 does not apply ``RLIMIT_NPROC`` to root; when the agent runs as root and a ``pids`` cgroup is
 writable, the run gets a cgroup of its own whose ``pids.max`` holds instead.
 
-Every run is started by the **fork server**, one small ``python -I -S`` process per agent process. It
-exists for the memory figure: the kernel's peak resident size of a child (``ru_maxrss``) includes the
-size of the parent it was forked from, so a sandbox started straight from a large agent would report
-the agent's size; started from the fork server it reports the code's own peak (the fork server's own
-size, about 10 MiB, is the floor). It also keeps the start of a run cheap: no interpreter starts
-between the agent and the sandbox. The fork server measures each run where it happens, from the fork
-of the sandbox to the reaping of its exit, and reports the wait status and ``ru_maxrss``.
+Every run is started by the **fork server**, one small ``python -I -S`` process per agent process
+(Linux; elsewhere :class:`DirectSpawner` starts ``"process"`` runs from the agent). It exists for the
+memory figure: the kernel's peak resident size of a child (``ru_maxrss``) includes the size of the
+parent it was forked from, so a sandbox started straight from a large agent would report the agent's
+size; started from the fork server it reports the code's own peak (about 8-10 MiB, the size of the
+fork server or of the starter below, is the floor). The fork server is a child subreaper, so the
+sandbox's init, whose ``ru_maxrss`` holds the code's, is reaped there too. It measures each run
+where it happens, from its start to the reaping of its exit, and reports the wait status and
+``ru_maxrss``. When the agent runs as root it also holds a ``pids`` cgroup ready for the next run.
+
+So that a run does not wait for its sandbox, :class:`~.executor.CodeExecutor` asks for the next
+run's sandbox when a run ends (:meth:`ForkServer.prepare`): bubblewrap sets it up and starts
+:data:`STARTER` in it, which waits; :meth:`ForkServer.go` hands the run (command, environment,
+limits) to the starter, which execs it. The run's time starts at the hand-over.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-__all__ = ["ISOLATIONS", "Limits", "bwrap_command", "bwrap_path", "default_isolation"]
+__all__ = ["DirectSpawner", "ForkServer", "ISOLATIONS", "Limits", "STARTER", "bwrap_command", "bwrap_path", "bwrap_problem", "default_isolation", "fork_server"]
 
 ISOLATIONS = ("bwrap", "process")
 _log = logging.getLogger("mcp_exec_telemetry.sandbox")
