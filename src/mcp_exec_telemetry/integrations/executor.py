@@ -307,6 +307,14 @@ class _Prepared:
     out_r: int
     err_r: int
     rep_r: int
+    ready_r: int
+
+    def ready(self) -> bool:
+        """Its starter is up and waiting (else a fresh sandbox would start sooner)."""
+        import select
+
+        readable, _, _ = select.select([self.ready_r], [], [], 0)
+        return bool(readable)
 
     def dead(self) -> bool:
         """Its sandbox already exited (it failed to set up, or the fork server is gone)."""
@@ -321,7 +329,7 @@ class _Prepared:
         if self.server.owner == os.getpid():  # not a fork server inherited across os.fork()
             self.server.kill(self.run_id)
         self.door.close()
-        for fd in (self.out_r, self.err_r, self.rep_r):
+        for fd in (self.out_r, self.err_r, self.rep_r, self.ready_r):
             try:
                 os.close(fd)
             except OSError:
@@ -533,6 +541,16 @@ class CodeExecutor:
         if prepared is not None and prepared.dead():
             prepared.discard()
             return None
+        if prepared is not None and not prepared.ready():  # still setting up: keep it for a later run
+            with self._ready_lock:
+                if self._ready[0] is None:
+                    self._ready[0] = prepared
+                    return None
+            prepared.discard()
+            return None
+        if prepared is not None:
+            os.close(prepared.ready_r)
+            prepared.ready_r = -1
         return prepared
 
     def _prepare_next(self) -> None:
@@ -545,19 +563,20 @@ class CodeExecutor:
         door: _Door | None = None
         try:
             door = _Door(os.path.join(workdir, "ipc.sock"))
-            for _ in range(3):
+            for _ in range(4):
                 made += os.pipe()
-            out_r, out_w, err_r, err_w, rep_r, rep_w = made
+            out_r, out_w, err_r, err_w, rep_r, rep_w, ready_r, ready_w = made
             argv = bwrap_command(
                 self._bwrap or "bwrap", [sys.executable, "-I", "-S", "-c", STARTER], workdir,
                 allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None,
                 read_only=self._read_only_paths(), info_fd=3,
             )
             server = fork_server()
-            run_id = server.prepare(argv, {"PATH": "/usr/bin:/bin"}, workdir, (out_w, err_w, rep_w), pids=self.process_limit or None)
-            for fd in (out_w, err_w, rep_w):
+            run_id = server.prepare(argv, {"PATH": "/usr/bin:/bin"}, workdir, (out_w, err_w, rep_w, ready_w), pids=self.process_limit or None)
+            for fd in (out_w, err_w, rep_w, ready_w):
                 os.close(fd)
-            prepared = _Prepared(server, run_id, workdir, door, out_r, err_r, rep_r)
+                made.remove(fd)
+            prepared = _Prepared(server, run_id, workdir, door, out_r, err_r, rep_r, ready_r)
         except OSError:
             if door is not None:
                 door.close()

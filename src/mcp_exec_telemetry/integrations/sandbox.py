@@ -259,6 +259,11 @@ def _find_pids_cgroup_root() -> str | None:
 #: pid; its peak memory before the exec (about 8 MiB) is the floor of the run's figure.
 STARTER = r"""
 import json, os, resource
+try:
+    os.write(5, b"r")  # up and waiting
+    os.close(5)
+except OSError:
+    pass
 data = b""
 while True:
     chunk = os.read(4, 1 << 16)
@@ -315,13 +320,14 @@ def kill(pid):
     for f in (os.killpg, os.kill):
         try: f(pid, signal.SIGKILL)
         except OSError: pass
-def exec_child(req, out, err, info_w, block_r):
-    # In the child: limits, stdio (info on fd 3, block on fd 4 for bubblewrap), the command; never returns.
+def exec_child(req, out, err, info_w, block_r, ready_w=-1):
+    # In the child: limits, stdio (bubblewrap's info on fd 3; the starter's run on fd 4 and its
+    # ready signal on fd 5), the command; never returns.
     try:
         for res, soft, hard in req["rlimits"]:
             resource.setrlimit(res, (soft, hard))
         # Out of the way first (fd 3 may be the block pipe that fd 4 wants), then into place.
-        wanted = [(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10), target) for fd, target in ((os.open("/dev/null", os.O_RDONLY), 0), (out, 1), (err, 2), (info_w, 3), (block_r, 4)) if fd >= 0]
+        wanted = [(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10), target) for fd, target in ((os.open("/dev/null", os.O_RDONLY), 0), (out, 1), (err, 2), (info_w, 3), (block_r, 4), (ready_w, 5)) if fd >= 0]
         for fd, target in wanted:
             os.dup2(fd, target)
         os.chdir(req["cwd"])
@@ -358,7 +364,7 @@ def make_spare():
             os.closerange(3, keep); os.closerange(keep + 1, 1 << 20)
             os.setsid()
             with open(os.path.join(cg, "cgroup.procs"), "w") as f: f.write("0")
-            msg, got, _, _ = socket.recv_fds(theirs, 1 << 20, 4)
+            msg, got, _, _ = socket.recv_fds(theirs, 1 << 20, 5)
             if not msg:
                 os._exit(0)
             req = json.loads(msg)
@@ -367,12 +373,14 @@ def make_spare():
             os._exit(127)
         rest = got[2:]
         info_w = rest.pop(0) if req.get("info") else -1
-        exec_child(req, got[0], got[1], info_w, rest.pop(0) if req.get("block") else -1)
+        block_r = rest.pop(0) if req.get("block") else -1
+        exec_child(req, got[0], got[1], info_w, block_r, rest.pop(0) if rest else -1)
     theirs.close()
     spare = {"pid": pid, "sock": ours, "cg": cg}
 def spawn(req, passed):
-    global spare
-    out, err, rep = passed
+    global spare, spares
+    out, err, rep = passed[:3]
+    ready_w = passed[3] if len(passed) > 3 else -1
     info_r, info_w = os.pipe() if req.get("info") else (-1, -1)
     block_r, block_w = os.pipe() if req.get("block") else (-1, -1)
     t0 = None if req.get("block") else time.perf_counter()
@@ -381,24 +389,38 @@ def spawn(req, passed):
         use, spare = spare, None
         try:
             with open(os.path.join(use["cg"], "pids.max"), "w") as f: f.write(str(req["pids"]))
-            socket.send_fds(use["sock"], [json.dumps(req).encode()], [f for f in (out, err, info_w, block_r) if f >= 0])
+            socket.send_fds(use["sock"], [json.dumps(req).encode()], [f for f in (out, err, info_w, block_r, ready_w) if f >= 0])
             pid, cg = use["pid"], use["cg"]
         except OSError:
             kill(use["pid"]); stale.append(use["cg"])
         use["sock"].close()
+    if pid is None and CGROOT and req.get("pids"):
+        spares += 1
+        cg = os.path.join(CGROOT, "run-%d" % spares)
+        try:
+            os.mkdir(cg)
+            with open(os.path.join(cg, "pids.max"), "w") as f: f.write(str(req["pids"]))
+        except OSError:
+            cg = None
     if pid is None:
         try:
             pid = os.fork()
         except OSError as exc:
             os.write(rep, json.dumps({"error": "fork: %s" % exc}).encode() + b"\n")
-            for fd in (out, err, rep, info_r, info_w, block_r, block_w):
+            for fd in (out, err, rep, info_r, info_w, block_r, block_w, ready_w):
                 if fd >= 0: os.close(fd)
             return
         if pid == 0:
-            try: os.setsid()
-            except BaseException: os._exit(127)
-            exec_child(req, out, err, info_w, block_r)
+            try:
+                os.setsid()
+                if cg:  # no spare ready: join the run's cgroup here, slower but the limit holds
+                    with open(os.path.join(cg, "cgroup.procs"), "w") as f: f.write("0")
+            except BaseException:
+                os._exit(127)
+            exec_child(req, out, err, info_w, block_r, ready_w)
     os.close(out); os.close(err)
+    if ready_w >= 0:
+        os.close(ready_w)
     if block_r >= 0:
         os.close(block_r)
     run = runs[req["id"]] = {"id": req["id"], "pid": pid, "rep": rep, "t0": t0, "inner": None, "info": b"", "maxrss": 0, "cg": cg, "block": block_w}
@@ -406,7 +428,8 @@ def spawn(req, passed):
     if info_w >= 0:
         os.close(info_w)
         watch(info_r, "info", run)
-    make_spare()
+    if req.get("block"):  # a sandbox prepared between runs: a good time for the next spare too
+        make_spare()
 def remove_cgroups():
     for cg in list(stale):
         try:
@@ -431,6 +454,9 @@ def finish(run):
     if run["cg"]:
         stale.append(run["cg"])
         remove_cgroups()
+    # The next spare joins its cgroup now, between runs: the move blocks every fork and thread
+    # start on the machine for an RCU grace period, which must not land on a run's start-up.
+    make_spare()
 def reap(fd, what, run):
     unwatch(fd)
     pid = run["pid"] if what == "outer" else run["inner"]
@@ -525,7 +551,7 @@ while True:
                 read_info(fd, run) if what == "info" else reap(fd, what, run)
             continue
         try:
-            msg, passed, _, _ = socket.recv_fds(ctl, 1 << 20, 3)
+            msg, passed, _, _ = socket.recv_fds(ctl, 1 << 20, 4)
         except InterruptedError:
             continue
         except OSError:
@@ -550,7 +576,7 @@ while True:
             sys.exit(0)
         for f in passed: os.set_inheritable(f, False)
         req = json.loads(msg)
-        if req["op"] in ("spawn", "prepare") and len(passed) == 3:
+        if req["op"] in ("spawn", "prepare") and len(passed) in (3, 4):
             spawn(req, passed)
         elif req["op"] == "go" and req["id"] in runs and runs[req["id"]]["block"] >= 0:
             go(runs[req["id"]], req["start"], req.get("pids"))
@@ -597,10 +623,11 @@ class ForkServer:
             socket.send_fds(self.sock, [msg], list(fds))
         return run_id
 
-    def prepare(self, argv: Sequence[str], env: dict[str, str], cwd: str, fds: tuple[int, int, int], pids: int | None = None) -> int:
+    def prepare(self, argv: Sequence[str], env: dict[str, str], cwd: str, fds: tuple[int, int, int, int], pids: int | None = None) -> int:
         """Start bubblewrap ``argv`` (with ``--info-fd 3``) whose command is :data:`STARTER` reading
         fd 4: the sandbox is set up, and the starter's interpreter started, ahead of the run that
-        will use it; :meth:`go` hands it the run."""
+        will use it; :meth:`go` hands it the run. ``fds``: stdout, stderr, report, and a pipe the
+        starter writes one byte to once it waits."""
         with self.lock:
             self.next_id += 1
             run_id = self.next_id
