@@ -336,15 +336,15 @@ def exec_child(req, out, err, info_w, block_r, ready_w=-1):
         try: os.write(2, ("mcp-exec: cannot start %s: %s\n" % (req["argv"][0], exc)).encode("utf-8", "replace"))
         except BaseException: pass
     os._exit(127)
-spare = None
+pool = []    # spares, oldest first: two, so that the one a run takes has long joined its cgroup
 spares = 0
 stale = []
 def make_spare():
     # A child forked ahead of time into a fresh pids cgroup of its own: moving a process between
     # cgroups waits for an RCU grace period (milliseconds), so it is done while the previous run
     # runs, not when the next one is asked for.
-    global spare, spares
-    if not CGROOT or spare is not None:
+    global spares
+    if not CGROOT or len(pool) >= 2:
         return
     spares += 1
     cg = os.path.join(CGROOT, "run-%d" % spares)
@@ -376,17 +376,18 @@ def make_spare():
         block_r = rest.pop(0) if req.get("block") else -1
         exec_child(req, got[0], got[1], info_w, block_r, rest.pop(0) if rest else -1)
     theirs.close()
-    spare = {"pid": pid, "sock": ours, "cg": cg}
+    pool.append({"pid": pid, "sock": ours, "cg": cg})
+    make_spare()
 def spawn(req, passed):
-    global spare, spares
+    global spares
     out, err, rep = passed[:3]
     ready_w = passed[3] if len(passed) > 3 else -1
     info_r, info_w = os.pipe() if req.get("info") else (-1, -1)
     block_r, block_w = os.pipe() if req.get("block") else (-1, -1)
     t0 = None if req.get("block") else time.perf_counter()
     pid, cg = None, None
-    if spare is not None and req.get("pids"):
-        use, spare = spare, None
+    if pool and req.get("pids"):
+        use = pool.pop(0)
         try:
             with open(os.path.join(use["cg"], "pids.max"), "w") as f: f.write(str(req["pids"]))
             socket.send_fds(use["sock"], [json.dumps(req).encode()], [f for f in (out, err, info_w, block_r, ready_w) if f >= 0])
@@ -561,8 +562,8 @@ while True:
                 kill(run["pid"])
                 if run["inner"]: kill(run["inner"])
                 if run["cg"]: stale.append(run["cg"])
-            if spare is not None:
-                kill(spare["pid"]); stale.append(spare["cg"])
+            for use in pool:
+                kill(use["pid"]); stale.append(use["cg"])
             end = time.monotonic() + 2
             while time.monotonic() < end:
                 try:
