@@ -529,9 +529,17 @@ class CodeExecutor:
                     os.close(fd)
                 except OSError:
                     pass
-            shutil.rmtree(workdir, ignore_errors=True)
-            if self._bwrap is not None:
-                self._prepare_next()  # while the agent thinks about this run's result
+            if self._bwrap is None:
+                shutil.rmtree(workdir, ignore_errors=True)
+            else:  # off the caller's path: remove this run's folder, set up the next run's sandbox
+                try:
+                    threading.Thread(target=self._after_run, args=(workdir,), name="mcp-exec-prepare", daemon=True).start()
+                except RuntimeError:
+                    self._after_run(workdir)
+
+    def _after_run(self, workdir: str) -> None:
+        shutil.rmtree(workdir, ignore_errors=True)
+        self._prepare_next()  # while the agent thinks about this run's result
 
     def _take_prepared(self) -> _Prepared | None:
         if self._bwrap is None:
