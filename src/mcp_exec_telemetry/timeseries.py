@@ -18,9 +18,6 @@ import csv
 import io
 import math
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any, Callable, Iterable, Mapping
 
 from .history import SessionRecord, parse_time
@@ -223,6 +220,8 @@ class InfluxWriter:
         batch_size: int = 5000,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        import urllib.parse
+
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"InfluxDB URL must look like http://host:8086, got {url!r}")
@@ -244,6 +243,8 @@ class InfluxWriter:
         """HTTP requests made so far (for diagnostics and tests)."""
 
     def _endpoint(self) -> str:
+        import urllib.parse
+
         params = {"db": self.database, "precision": "ns"}
         if self.retention_policy:
             params["rp"] = self.retention_policy
@@ -257,6 +258,9 @@ class InfluxWriter:
         return len(items)
 
     def _post(self, body: bytes) -> None:
+        import urllib.error
+        import urllib.request
+
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self._auth:
             headers["Authorization"] = self._auth
@@ -283,7 +287,7 @@ class InfluxWriter:
         raise InfluxWriteError(f"InfluxDB at {self.url} did not accept the write after {self.retries + 1} attempts: {last}")
 
 
-def _error_text(err: urllib.error.HTTPError) -> str:
+def _error_text(err: Any) -> str:
     """InfluxDB's ``{"error": "..."}`` message, or the raw body, on one line."""
     import json
 
@@ -302,14 +306,16 @@ def _error_text(err: urllib.error.HTTPError) -> str:
 
 
 class HistoryCollector:
-    """A ``prometheus_client`` collector of the whole history, re-read on every scrape.
+    """A ``prometheus_client`` collector of the whole history, read at every scrape.
 
     Series follow the SDK's names: ``<ns>_discovery_queries_total``, ``<ns>_discovery_hit_rate``,
     ``<ns>_execution_duration_seconds`` (a histogram from the sessions' buckets),
     ``<ns>_execution_success_rate``, ``<ns>_context_tokens_saved_total``,
     ``<ns>_skill_reuse_ratio``, ``<ns>_pii_detections_total{pattern}`` ... plus
     ``<ns>_history_sessions_total``. Counters only grow, since the history only grows; a rate
-    is only exposed once its denominator is above zero. Register it in a private registry::
+    is only exposed once its denominator is above zero. A scrape reads the days' aggregates that
+    every write maintains (one row per day), never the sessions themselves, and reuses its last
+    answer while no day changed. Register it in a private registry::
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(HistoryCollector(".mcp_exec/metrics"))
@@ -318,27 +324,22 @@ class HistoryCollector:
     def __init__(self, root: Any = None, namespace: str = "mcp_exec") -> None:
         from . import history
 
-        self.root = history.metrics_root(root)
+        self.store = history.History(root)
+        self.root = self.store.root
         self.namespace = namespace
-        self._cache: dict[Any, dict[str, Any]] = {}
+        self._key: Any = None
+        self._agg: dict[str, Any] | None = None
 
-    def _sessions(self) -> list[Mapping[str, Any]]:
-        """Every session doc, parsing only files that changed since the last scrape."""
+    def _aggregate(self) -> dict[str, Any]:
+        """The whole history's aggregate, recomputed only when a day gained sessions."""
         from . import history
 
-        found = history.scan(self.root)
-        docs = []
-        fresh: dict[Any, dict[str, Any]] = {}
-        for rec in found.sessions:
-            try:
-                st = rec.path.stat()
-                key = (str(rec.path), st.st_mtime_ns, st.st_size)
-            except OSError:
-                continue
-            fresh[key] = self._cache.get(key, rec.doc)
-            docs.append(fresh[key])
-        self._cache = fresh
-        return docs
+        days = self.store.days()
+        key = tuple((d, doc.get("sessions"), doc.get("end_time")) for d, doc in days)
+        if self._agg is None or key != self._key:
+            self._agg = history.aggregate(doc for _d, doc in days)
+            self._key = key
+        return self._agg
 
     def describe(self) -> list[Any]:
         return []
@@ -346,11 +347,9 @@ class HistoryCollector:
     def collect(self) -> Iterable[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-        from . import history
         from .advisor import pii_protection_rate
 
-        docs = self._sessions()
-        agg = history.aggregate(docs)
+        agg = self._aggregate()
         ns = self.namespace
         d, e, g, f, k, s = (agg[x] for x in ("discovery", "execution", "sdk", "filtering", "skills", "security"))
 
