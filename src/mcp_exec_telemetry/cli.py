@@ -102,11 +102,17 @@ class Selection:
 
 
 class _WarningPrinter(logging.Handler):
-    """Prints the history's warnings (a skipped row, an import) as one ``warning:`` line each on stderr."""
+    """Prints the history's warnings (a skipped row, an import) as one ``warning:`` line each on stderr, once."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.seen: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage().replace("mcp-exec-telemetry history: ", "", 1)
-        print(f"{PROG}: warning: {text}", file=sys.stderr)
+        if text not in self.seen:
+            self.seen.add(text)
+            print(f"{PROG}: warning: {text}", file=sys.stderr)
 
 
 _PRINTER = _WarningPrinter(logging.WARNING)

@@ -579,16 +579,12 @@ class History:
         order = "ORDER BY day DESC, number DESC" if newest else ""
         problems: list[Problem] = []
         with closing(con):
-            # Skip rows that do not validate, a few at a time, until one does.
-            offset = 0
-            while True:
-                rows = con.execute(f"SELECT id, day, number, doc FROM sessions {where} {order} LIMIT 8 OFFSET ?", (*params, offset)).fetchall()
-                if not rows:
-                    return None
-                good = self._records(rows, problems)
+            # Rows stream in order: skip the ones that do not validate (each is warned about) until one does.
+            for row in con.execute(f"SELECT id, day, number, doc FROM sessions {where} {order}", params):
+                good = self._records([row], problems)
                 if good:
                     return good[0]
-                offset += len(rows)
+            return None
 
     def days(self, start: date | None = None, end: date | None = None) -> list[tuple[date, dict[str, Any]]]:
         """Each day with sessions in the range, oldest first, with its aggregate.
