@@ -1,0 +1,158 @@
+"""The fleet view: a real Prometheus scrapes two agent processes at once, and ``--prometheus`` sums them.
+
+Each agent is its own process with its own ``/metrics`` endpoint and its own workload. The
+dashboard, report and advice computed with PromQL must equal the ones computed from the two
+agents' own summaries, aggregated as the history aggregates sessions: the fleet is the sum of both.
+That stays true after both agents exit (their last samples are still in the window).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from mcp_exec_telemetry import advisor, dashboard
+from mcp_exec_telemetry.fleet import PrometheusSource, parse_duration
+from mcp_exec_telemetry.history import aggregate
+from tests.conftest import _OTEL_VARS
+from tests.servers import PrometheusServer, require_binary
+
+REPO = Path(__file__).resolve().parent.parent
+
+_AGENT = textwrap.dedent(
+    """
+    import json, sys
+    from mcp_exec_telemetry import observe
+    v = int(sys.argv[1])
+    with observe(service_name=f"agent-{v}", prometheus=0, history=False) as tel:
+        tel.discovery.record("orders", "name-only", 20 + v, 2)
+        tel.discovery.record("orders by customer", "name-and-description", 30, 0)
+        for i in range(3 + v):
+            tel.discovery.record(f"q{i}", "full", 10 * (i + 1), 1 + i, cache_hit=i == 0)
+        tel.sdk.record(100 + v, 4 + v, 1024, cache_hit=v == 2)
+        for i, ms in enumerate((80, 300, 700, 1600, 40 * v)):
+            tel.execution.record("python3" if i % 2 else "javascript", ms, "failure" if i == v else "success", 0 if i != v else 1)
+        tel.execution.record("python3", 30_000, "timeout", -1)
+        tel.execution.record_memory("python3", 40 + 8 * v)
+        tel.filtering.record("filter", 40_000 * v, 4_000, 2)
+        tel.filtering.record("map", 8_000, 8_000 + 400 * v, 1)
+        for name in ("export_csv", "fetch_orders", f"only_{v}"):
+            tel.skills.save(name, "python3")
+        for name, runs in (("export_csv", 5 + v), ("fetch_orders", 2), (f"only_{v}", 1)):
+            for r in range(runs):
+                tel.skills.record(name, 10 + r, r != 1)
+        tel.skills.delete(f"only_{v}")
+        tel.security.pii_detected("email", 3 + v)
+        tel.security.pii_detected("ssn", v)
+        tel.security.pii_tokenized("email", 3 + v)
+        tel.security.tokens_created(3 + v)
+        tel.security.audit("tokenized", "email", "info")
+        print(json.dumps({"port": tel.prometheus_port, "summary": tel.summary()}), flush=True)
+        sys.stdin.readline()  # stay up (and scraped) until the test is done looking
+    """
+)
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _OTEL_VARS and k != "OTEL_EXPORTER_PROMETHEUS_PORT"}
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[tuple[PrometheusServer, list[subprocess.Popen[str]], dict[str, Any]]]:
+    """Two agent processes, a Prometheus scraping both every second, and the agents' own summaries."""
+    require_binary("prometheus")
+    agents = [subprocess.Popen([sys.executable, "-c", _AGENT, str(v)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
+              for v in (1, 2)]
+    try:
+        outs = [json.loads(a.stdout.readline()) for a in agents]  # type: ignore[union-attr]
+        expected = aggregate(o["summary"] for o in outs)
+        with PrometheusServer([f"127.0.0.1:{o['port']}" for o in outs], scrape_interval="1s", job_name="agents") as prom:
+            prom.wait_for_targets_up(timeout=60)
+            runs = expected["execution"]["total_executions"]
+            prom.wait_for_value("sum(mcp_exec_execution_duration_seconds_count)", lambda v: v == runs, timeout=60)
+            prom.wait_for_value("count(target_info)", lambda v: v == 2, timeout=30)
+            yield prom, agents, expected
+    finally:
+        for a in agents:
+            if a.poll() is None:
+                a.kill()
+            a.wait(timeout=10)
+            for stream in (a.stdin, a.stdout):
+                if stream:
+                    stream.close()
+
+
+def cli(*args: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "mcp_exec_telemetry", *args], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    return r.stdout
+
+
+_SECTIONS = ("discovery", "execution", "sdk", "filtering", "skills", "security")
+
+
+def _comparable(summary: dict[str, Any]) -> dict[str, Any]:
+    """What Prometheus can know: every section but the largest memory sample (a histogram keeps no maximum)."""
+    out = {s: dict(summary[s]) for s in _SECTIONS}
+    out["execution"].pop("memory_peak_mb")
+    return {"sessions": summary["sessions"], "service_names": summary["service_names"], **out}
+
+
+def test_the_fleet_report_is_the_sum_of_both_agents(fleet) -> None:
+    prom, _agents, expected = fleet
+    doc = json.loads(cli("report", "--prometheus", prom.url, "--since", "10m"))
+    assert (doc["kind"], doc["source"], doc["period"]["since"]) == ("mcp_exec_fleet_report", prom.url, "10m")
+    assert _comparable(doc) == _comparable(expected)
+    # The figures the test relies on are not trivially equal: both agents contributed.
+    assert doc["sessions"] == 2 and doc["service_names"] == {"agent-1": 1, "agent-2": 1}
+    assert doc["execution"]["total_executions"] == 12 and doc["execution"]["timeouts"] == 2
+    assert (doc["skills"]["top_skills"][0]["name"], doc["skills"]["top_skills"][0]["runs"]) == ("export_csv", 13)
+
+
+def test_the_fleet_dashboard_equals_the_dashboard_of_both_agents_summed(fleet) -> None:
+    prom, _agents, expected = fleet
+    out = cli("dashboard", "--prometheus", prom.url, "--since", "10m", "--width", "72", "--style", "ascii")
+    assert out == dashboard.render(expected, None, width=72, fancy=False, color=False, subtitle="fleet, last 10m - 2 sessions")
+    assert "| Execution Success Rate:    66.7% !!" in out
+
+
+def test_the_fleet_advice_equals_the_advice_on_both_agents_summed(fleet) -> None:
+    prom, _agents, expected = fleet
+    doc = json.loads(cli("advise", "--prometheus", prom.url, "--since", "10m", "--format", "json"))
+    assert doc["scope"] == "fleet, last 10m"
+    assert doc["findings"] == [f.to_dict() for f in advisor.advise(expected)]
+    assert {f["check"] for f in doc["findings"]} >= {"high_timeout_rate", "low_pii_protection"}
+
+
+def test_a_window_before_the_agents_ran_holds_nothing(fleet) -> None:
+    prom, _agents, _expected = fleet
+    import time
+
+    empty = PrometheusSource(prom.url).summary("1m", end=time.time() - 3600)
+    assert (empty["sessions"], empty["execution"]["total_executions"], empty["discovery"]["total_queries"]) == (0, 0, 0)
+
+
+def test_agents_that_exited_still_count_in_the_window(fleet) -> None:
+    prom, agents, expected = fleet
+    for a in agents:
+        a.stdin.write("\n")  # type: ignore[union-attr]
+        a.stdin.flush()  # type: ignore[union-attr]
+        assert a.wait(timeout=30) == 0
+    prom.wait_for_value('count(up{job="agents"} == 0)', lambda v: v == 2, timeout=30)  # scrapes now fail: the series went stale
+    source = PrometheusSource(prom.url, matchers='job="agents"')
+    assert _comparable(source.summary("10m")) == _comparable(expected)
+    assert source.queries > 10  # computed by Prometheus, one PromQL query per family
+
+
+def test_durations_are_prometheus_durations() -> None:
+    assert (parse_duration("90s"), parse_duration("30m"), parse_duration("24h"), parse_duration("7d")) == (90, 1800, 86400, 604800)
+    for bad in ("", "24", "h", "1.5h", "-1h", "0m", "24 hours"):
+        with pytest.raises(ValueError, match="bad duration"):
+            parse_duration(bad)
