@@ -105,6 +105,7 @@ def _comparable(summary: dict[str, Any]) -> dict[str, Any]:
     return {"sessions": summary["sessions"], "service_names": summary["service_names"], **out}
 
 
+@pytest.mark.server
 def test_the_fleet_report_is_the_sum_of_both_agents(fleet) -> None:
     prom, _agents, expected = fleet
     doc = json.loads(cli("report", "--prometheus", prom.url, "--since", "10m"))
@@ -116,6 +117,7 @@ def test_the_fleet_report_is_the_sum_of_both_agents(fleet) -> None:
     assert (doc["skills"]["top_skills"][0]["name"], doc["skills"]["top_skills"][0]["runs"]) == ("export_csv", 13)
 
 
+@pytest.mark.server
 def test_the_fleet_dashboard_equals_the_dashboard_of_both_agents_summed(fleet) -> None:
     prom, _agents, expected = fleet
     out = cli("dashboard", "--prometheus", prom.url, "--since", "10m", "--width", "72", "--style", "ascii")
@@ -123,6 +125,7 @@ def test_the_fleet_dashboard_equals_the_dashboard_of_both_agents_summed(fleet) -
     assert "| Execution Success Rate:    66.7% !!" in out
 
 
+@pytest.mark.server
 def test_the_fleet_advice_equals_the_advice_on_both_agents_summed(fleet) -> None:
     prom, _agents, expected = fleet
     doc = json.loads(cli("advise", "--prometheus", prom.url, "--since", "10m", "--format", "json"))
@@ -131,6 +134,7 @@ def test_the_fleet_advice_equals_the_advice_on_both_agents_summed(fleet) -> None
     assert {f["check"] for f in doc["findings"]} >= {"high_timeout_rate", "low_pii_protection"}
 
 
+@pytest.mark.server
 def test_a_window_before_the_agents_ran_holds_nothing(fleet) -> None:
     prom, _agents, _expected = fleet
     import time
@@ -139,6 +143,7 @@ def test_a_window_before_the_agents_ran_holds_nothing(fleet) -> None:
     assert (empty["sessions"], empty["execution"]["total_executions"], empty["discovery"]["total_queries"]) == (0, 0, 0)
 
 
+@pytest.mark.server
 def test_agents_that_exited_still_count_in_the_window(fleet) -> None:
     prom, agents, expected = fleet
     for a in agents:
