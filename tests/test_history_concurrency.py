@@ -253,3 +253,16 @@ def test_a_spooled_session_already_imported_is_not_imported_twice(tmp_path: Path
     assert write_session(make_summary(queries=5, hits=5), tmp_path).id == "2024-11-08/003"
     assert [r.doc["discovery"]["total_queries"] for r in scan(tmp_path).sessions] == [3, 4, 5]
     assert report(tmp_path)["discovery"]["total_queries"] == 12
+
+
+def test_a_spool_file_left_half_written_is_removed_and_never_imported(tmp_path: Path) -> None:
+    write_session(make_summary(queries=3, hits=3), tmp_path)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    stale, fresh = spool / ".0001-dead.json.tmp", spool / ".0002-live.json.tmp"
+    stale.write_text('{"uid": "dead", "summ')
+    fresh.write_text('{"uid": "live", "summ')
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    assert write_session(make_summary(queries=5, hits=5), tmp_path).id == "2024-11-08/002"
+    assert sorted(p.name for p in spool.iterdir()) == [fresh.name]  # a live spooler's file is left to it
+    assert report(tmp_path)["sessions"] == 2

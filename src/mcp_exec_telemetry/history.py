@@ -461,6 +461,13 @@ class History:
             return []
         out: list[tuple[Path, dict[str, Any] | None]] = []
         for entry in entries:
+            if entry.name.endswith(".tmp"):  # a spooler that died mid-write; a live one renames within a second
+                try:
+                    if time.time() - entry.stat().st_mtime > 60:
+                        os.unlink(entry.path)
+                except OSError:
+                    pass
+                continue
             if not entry.name.endswith(".json"):
                 continue
             path = Path(entry.path)
@@ -482,9 +489,16 @@ class History:
             _make_private_dirs(self.spool_path)
             tmp = path.with_name("." + path.name + ".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"uid": uid, "summary": summary}, fh)
-            os.replace(tmp, path)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump({"uid": uid, "summary": summary}, fh)
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
         except OSError as exc:
             _logger.warning("mcp-exec-telemetry history: could not write the session to %s (%s) nor spool it in %s (%s); the session is lost",
                             self.db_path, why, self.spool_path, exc)
