@@ -92,6 +92,7 @@ TOP_SKILLS_KEPT = 50
 _SESSION_RE = re.compile(r"^session_(\d+)\.json$")
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME_FMT = "%Y-%m-%dT%H:%M:%SZ"
+_TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
 
 # Schema migrations: entry i upgrades the database from version i to i + 1, in one transaction.
 _MIGRATIONS: tuple[str, ...] = (
@@ -186,8 +187,12 @@ def metrics_root(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def parse_time(text: str) -> datetime:
-    """A summary's ``YYYY-MM-DDTHH:MM:SSZ`` time as an aware UTC datetime."""
-    return datetime.strptime(text, _TIME_FMT).replace(tzinfo=timezone.utc)
+    """A summary's ``YYYY-MM-DDTHH:MM:SSZ`` time as an aware UTC datetime; ValueError otherwise."""
+    m = _TIME_RE.match(text)
+    if m is None:
+        raise ValueError(f"time data {text!r} does not match format {_TIME_FMT!r}")
+    y, mo, d, h, mi, sec = map(int, m.groups())
+    return datetime(y, mo, d, h, mi, sec, tzinfo=timezone.utc)
 
 
 def quarter_of(day: date) -> str:
