@@ -380,3 +380,40 @@ def test_the_database_and_its_folders_are_readable_by_the_owner_only(tmp_path: P
         assert (mode(saved.path.parent), mode(saved.path)) == (0o700, 0o600)
     finally:
         os.umask(old)
+
+
+def test_a_database_that_cannot_be_opened_spools_the_session_and_reads_fail_in_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history, "_warned_spool", False)  # a process warns once: be that process's first
+    write_session(make_summary(queries=3, hits=3), tmp_path)
+    good = (tmp_path / DB_FILE).read_bytes()
+    (tmp_path / DB_FILE).write_bytes(b"not a database " * 400)  # damaged on disk
+    saved = write_session(make_summary(queries=4, hits=4), tmp_path)
+    assert saved.spooled and saved.path.exists()
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [f"mcp-exec-telemetry history: could not write {tmp_path / DB_FILE}"]
+    write_session(make_summary(queries=6, hits=6), tmp_path)
+    assert len(caplog.records) == 1  # once per process, however many sessions it spools
+    with pytest.raises(HistoryError, match="cannot read .*history.sqlite3: file is not a database"):
+        report(tmp_path)
+    (tmp_path / DB_FILE).write_bytes(good)  # restored from a backup: the next writer imports the spooled session
+    assert write_session(make_summary(queries=5, hits=5), tmp_path).id == "2024-11-08/004"
+    assert sorted(r.doc["discovery"]["total_queries"] for r in scan(tmp_path).sessions) == [3, 4, 5, 6]
+
+
+def test_a_serve_scrape_reads_day_rows_not_sessions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from mcp_exec_telemetry.timeseries import HistoryCollector
+
+    for i in range(20):
+        write_session(make_summary(f"2024-11-0{i % 3 + 1}T10:{i:02d}:00Z", f"2024-11-0{i % 3 + 1}T10:{i:02d}:30Z"), tmp_path)
+    parsed: list[int] = []
+    real = history._row_records
+    monkeypatch.setattr(history, "_row_records", lambda rows, *a: parsed.append(len(rows := list(rows))) or real(rows, *a))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HistoryCollector(tmp_path))
+    for _ in range(3):
+        assert "mcp_exec_history_sessions_total 20.0" in generate_latest(registry).decode()
+    write_session(make_summary("2024-11-03T12:00:00Z", "2024-11-03T12:30:00Z"), tmp_path)
+    assert "mcp_exec_history_sessions_total 21.0" in generate_latest(registry).decode()
+    assert parsed == []  # not one session document was read by a scrape

@@ -387,9 +387,12 @@ class History:
                 return None
             return self._open_write(self.timeout)  # first use of a JSON history: import it
         try:
-            con = _connect(self.db_path, self.timeout)
-        except sqlite3.OperationalError:  # a read-only folder or file
-            con = _connect(self.db_path, self.timeout, readonly=True)
+            try:
+                con = _connect(self.db_path, self.timeout)
+            except sqlite3.OperationalError:  # a read-only folder or file
+                con = _connect(self.db_path, self.timeout, readonly=True)
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(f"cannot read {self.db_path}: {exc}") from None
         try:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version != DB_VERSION:
