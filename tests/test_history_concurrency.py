@@ -266,3 +266,19 @@ def test_a_spool_file_left_half_written_is_removed_and_never_imported(tmp_path: 
     assert write_session(make_summary(queries=5, hits=5), tmp_path).id == "2024-11-08/002"
     assert sorted(p.name for p in spool.iterdir()) == [fresh.name]  # a live spooler's file is left to it
     assert report(tmp_path)["sessions"] == 2
+
+
+def test_eight_processes_creating_the_database_at_once_agree_on_one_schema(tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    go = tmp_path / "go"
+    script = _WRITER.format(tests=TESTS)
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(root), str(p), "5", str(go)]) for p in range(1, 9)]
+    time.sleep(0.5)
+    go.touch()
+    assert [w.wait(timeout=120) for w in writers] == [0] * 8
+    found = scan(root)
+    assert (sorted(r.number for r in found.sessions), found.problems) == (list(range(1, 41)), [])
+    assert report(root)["sessions"] == 40
+    with sqlite3.connect(root / DB_FILE) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert con.execute("PRAGMA user_version").fetchone() == (1,)
