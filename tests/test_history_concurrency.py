@@ -282,3 +282,22 @@ def test_eight_processes_creating_the_database_at_once_agree_on_one_schema(tmp_p
     with sqlite3.connect(root / DB_FILE) as con:
         assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert con.execute("PRAGMA user_version").fetchone() == (1,)
+
+
+def test_a_spooled_session_that_cannot_be_inserted_is_set_aside_and_writes_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_exec_telemetry import history
+
+    write_session(make_summary(queries=3, hits=3), tmp_path)
+    bad = History(tmp_path)._spool("b" * 32, make_summary(queries=4, hits=4), RuntimeError("locked")).path
+    real = history._insert
+
+    def refuse_b(con, db, uid, *rest):  # a session this version cannot take (say, from a newer one)
+        if uid == "b" * 32:
+            raise ValueError("unknown field")
+        return real(con, db, uid, *rest)
+
+    monkeypatch.setattr(history, "_insert", refuse_b)
+    assert write_session(make_summary(queries=5, hits=5), tmp_path).id == "2024-11-08/002"
+    assert [p.name for p in (tmp_path / "spool").iterdir()] == [bad.name + ".rejected"]
+    assert write_session(make_summary(queries=6, hits=6), tmp_path).id == "2024-11-08/003"  # never retried
+    assert report(tmp_path)["discovery"]["total_queries"] == 3 + 5 + 6

@@ -439,11 +439,7 @@ class History:
             spooled = self._spooled()
             con.execute("BEGIN IMMEDIATE")
             try:
-                imported = []
-                for path, item in spooled:
-                    if item is not None:
-                        _insert(con, self.db_path, str(item["uid"]), item["summary"])
-                    imported.append(path)
+                imported = [path for path, item in spooled if self._import_spooled(con, path, item)]
                 number = _insert(con, self.db_path, uid, summary, day)
                 if _before_commit is not None:
                     _before_commit()
@@ -525,19 +521,40 @@ class History:
         with closing(self._open_write(self.timeout)) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                for _path, item in spooled:
-                    if item is not None:
-                        _insert(con, self.db_path, str(item["uid"]), item["summary"])
+                imported = [path for path, item in spooled if self._import_spooled(con, path, item)]
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        for path, _item in spooled:
+        for path in imported:
             try:
                 path.unlink()
             except OSError:
                 pass
         return sum(1 for _p, item in spooled if item is not None)
+
+    def _import_spooled(self, con: sqlite3.Connection, path: Path, item: dict[str, Any] | None) -> bool:
+        """Insert one spooled session inside the caller's transaction; True when its file can go.
+
+        A spooled session that cannot be inserted is renamed ``*.rejected`` (kept for a person to
+        look at, never retried) so that it cannot stop every later write.
+        """
+        if item is None:
+            return True
+        con.execute("SAVEPOINT spooled")
+        try:
+            _insert(con, self.db_path, str(item["uid"]), item["summary"])
+        except (sqlite3.IntegrityError, ValueError, TypeError, KeyError) as exc:
+            con.execute("ROLLBACK TO spooled")
+            con.execute("RELEASE spooled")
+            _logger.warning("mcp-exec-telemetry history: %s", Problem(path, f"spooled session rejected ({exc}); renamed *.rejected"))
+            try:
+                path.rename(path.with_name(path.name + ".rejected"))
+            except OSError:
+                pass
+            return False
+        con.execute("RELEASE spooled")
+        return True
 
     def _import_json_layout(self, con: sqlite3.Connection) -> int:
         """Import ``YYYY-MM-DD/session_NNN.json`` files (the old layout) keeping their numbers."""
