@@ -161,3 +161,59 @@ def test_durations_are_prometheus_durations() -> None:
     for bad in ("", "24", "h", "1.5h", "-1h", "0m", "24 hours"):
         with pytest.raises(ValueError, match="bad duration"):
             parse_duration(bad)
+
+
+_LONG_RUNNING = textwrap.dedent(
+    """
+    import json, sys
+    from mcp_exec_telemetry import observe
+    with observe(service_name="long-runner", prometheus=0, history=False) as tel:
+        for ms in (50, 70, 900, 4000):  # before the window
+            tel.execution.record("python3", ms, "success", 0)
+        tel.discovery.record("before", "full", 10, 1)
+        print(json.dumps({"port": tel.prometheus_port}), flush=True)
+        sys.stdin.readline()
+        for ms in (100, 200, 300):  # inside the window
+            tel.execution.record("javascript", ms, "success" if ms < 300 else "failure", 0)
+        tel.discovery.record("inside", "name-only", 20, 2)
+        tel.discovery.record("inside again", "name-only", 30, 0)
+        print("B", flush=True)
+        sys.stdin.readline()
+    """
+)
+
+
+@pytest.mark.server
+def test_a_long_running_agent_counts_only_what_it_did_inside_the_window() -> None:
+    """The window's share of a series that began before it: its last value minus its value at the start."""
+    import math
+    import time
+
+    require_binary("prometheus")
+    agent = subprocess.Popen([sys.executable, "-c", _LONG_RUNNING], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
+    assert agent.stdin is not None and agent.stdout is not None
+    try:
+        port = json.loads(agent.stdout.readline())["port"]
+        with PrometheusServer([f"127.0.0.1:{port}"], scrape_interval="1s", job_name="long") as prom:
+            prom.wait_for_targets_up(timeout=60)
+            prom.wait_for_value("sum(mcp_exec_execution_duration_seconds_count)", lambda v: v == 4, timeout=60)
+            time.sleep(2.5)  # several scrapes of the "before" values
+            window_start = time.time()
+            agent.stdin.write("\n")
+            agent.stdin.flush()
+            assert agent.stdout.readline().strip() == "B"
+            prom.wait_for_value("sum(mcp_exec_execution_duration_seconds_count)", lambda v: v == 7, timeout=60)
+            since = math.ceil(time.time() - window_start) + 1
+            end = window_start + since
+            s = PrometheusSource(prom.url).summary(f"{since}s", end=end)
+            e, d = s["execution"], s["discovery"]
+            assert (e["total_executions"], e["successful_executions"], e["languages"], e["total_duration_ms"]) == (3, 2, {"javascript": 3}, 600.0)
+            assert (d["total_queries"], d["detail_levels"], d["total_time_ms"]) == (2, {"name-only": 2}, 50.0)
+            assert {k: v for k, v in e["duration_buckets_ms"].items() if v} == {"100": 1, "250": 1, "500": 1}
+            whole = PrometheusSource(prom.url).summary("10m")
+            assert (whole["execution"]["total_executions"], whole["discovery"]["total_queries"]) == (7, 3)
+    finally:
+        agent.kill()
+        agent.wait(timeout=10)
+        agent.stdin.close()
+        agent.stdout.close()
