@@ -335,3 +335,12 @@ def test_history_limit_and_the_latest_session_read_only_what_they_show(tmp_path:
     r = run("report", "--root", str(hist), "--session", "latest")
     assert (r.returncode, r.stderr, json.loads(r.stdout)["date"]) == (0, "", "2024-11-09")
     assert "warning: skipped session 2024-11-01/001" in run("history", "--root", str(hist)).stderr
+
+
+def test_the_dashboard_of_an_exported_session_file_compares_with_the_session_before_it(root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    ok("export", "--root", str(root), "--format", "json-files", str(out))
+    from_file = ok("dashboard", "--session", str(out / "2024-11-09" / "session_001.json"), "--width", "60")
+    from_db = ok("dashboard", "--root", str(root), "--session", "2024-11-09/1", "--width", "60")
+    assert from_file == from_db
+    assert "| Discovery Hit Rate:        66.7% =" in from_file  # the arrow: compared with 2024-11-08/003

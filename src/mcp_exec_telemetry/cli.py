@@ -160,6 +160,24 @@ def _find_session(args: argparse.Namespace) -> tuple[history.SessionRecord, hist
     return found, store
 
 
+def _previous_file(record: history.SessionRecord) -> dict[str, Any] | None:
+    """The session before an exported session file, in the same export (``DIR/YYYY-MM-DD/session_NNN.json``)."""
+    assert record.path is not None
+    folder = record.path.resolve().parent
+    candidates = sorted(folder.parent.glob("*/session_*.json"), reverse=True)
+    for path in candidates:
+        try:
+            key = (date.fromisoformat(path.parent.name), int(path.stem.split("_")[1]))
+        except (ValueError, IndexError):
+            continue
+        if key < (record.day, record.number):
+            try:
+                return history.load_session(path)
+            except history.HistoryError as exc:
+                print(f"{PROG}: warning: skipped {exc}", file=sys.stderr)
+    return None
+
+
 def _select(args: argparse.Namespace) -> Selection:
     if getattr(args, "prometheus", None):
         return _select_fleet(args)
@@ -169,8 +187,12 @@ def _select(args: argparse.Namespace) -> Selection:
         if args.date or args.start or args.end:
             raise CliError("--session cannot be combined with --date, --from or --to")
         record, store = _find_session(args)
-        before = store.before(record.day, record.number) if store is not None else None
-        return Selection("session", record.doc, before.doc if before else None, f"session {record.id}", store, record=record)
+        if store is not None:
+            before = store.before(record.day, record.number)
+            previous = before.doc if before else None
+        else:
+            previous = _previous_file(record)
+        return Selection("session", record.doc, previous, f"session {record.id}", store, record=record)
     if args.date and (args.start or args.end):
         raise CliError("--date cannot be combined with --from or --to")
     start, end = (args.date, args.date) if args.date else (args.start, args.end)
