@@ -73,7 +73,22 @@ def test_eight_processes_times_200_sessions_while_the_cli_runs_in_a_loop(tmp_pat
             reads.append((doc["sessions"], doc["discovery"]["total_queries"], doc["execution"]["total_executions"], doc["counts"]["discovery_hits"]))
             time.sleep(0.002)
 
-    readers = [threading.Thread(target=cli_loop), threading.Thread(target=api_loop)]
+    def snapshot_loop() -> None:  # one read transaction: the day's row always agrees with its session rows
+        con = sqlite3.connect(root / DB_FILE, isolation_level=None)
+        try:
+            while not stop.is_set():
+                con.execute("BEGIN")
+                n = con.execute("SELECT COUNT(*) FROM sessions WHERE day = '2024-11-08'").fetchone()[0]
+                row = con.execute("SELECT rows, doc FROM daily WHERE day = '2024-11-08'").fetchone()
+                con.execute("COMMIT")
+                day = json.loads(row[1]) if row else {"sessions": 0, "discovery": {"total_queries": 0}}
+                snapshots.append((n, row[0] if row else 0, day["sessions"], day["discovery"]["total_queries"]))
+                time.sleep(0.001)
+        finally:
+            con.close()
+
+    snapshots: list[tuple[int, int, int, int]] = []
+    readers = [threading.Thread(target=cli_loop), threading.Thread(target=api_loop), threading.Thread(target=snapshot_loop)]
     time.sleep(0.5)  # every writer's interpreter is up and waiting
     for t in readers:
         t.start()
@@ -92,6 +107,9 @@ def test_eight_processes_times_200_sessions_while_the_cli_runs_in_a_loop(tmp_pat
     total = procs * per_proc + 1
     assert errors == []
     assert len([s for s, *_ in reads if 1 < s < total]) >= 3  # reads happened while the writers wrote
+    assert len([n for n, *_ in snapshots if 0 < n < procs * per_proc]) >= 3
+    for n, rows, day_sessions, day_queries in snapshots:  # never a session without its day's update, or the reverse
+        assert n == rows == day_sessions == day_queries, (n, rows, day_sessions, day_queries)
     for sessions, queries, runs, hits in reads:  # every read saw whole sessions only
         assert 1 <= sessions <= total
         assert (queries, runs, hits) == (sessions, 2 * sessions - 2 + 8, sessions), (sessions, queries, runs, hits)
