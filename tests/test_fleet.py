@@ -217,3 +217,51 @@ def test_a_long_running_agent_counts_only_what_it_did_inside_the_window() -> Non
         agent.wait(timeout=10)
         agent.stdin.close()
         agent.stdout.close()
+
+
+_ONE_TASK = textwrap.dedent(
+    """
+    import sys
+    from mcp_exec_telemetry import observe
+    port, runs = int(sys.argv[1]), int(sys.argv[2])
+    with observe(service_name="task-agent", prometheus=port, history=False) as tel:
+        for i in range(runs):
+            tel.execution.record("python3", 100 * (i + 1), "success", 0)
+        print("RECORDED", flush=True)
+        sys.stdin.readline()
+    """
+)
+
+
+@pytest.mark.server
+def test_agents_restarted_on_the_same_port_count_every_run() -> None:
+    """One process per task on a fixed port: each new process resets the same series; nothing is lost."""
+    from tests.servers import free_port
+
+    require_binary("prometheus")
+    port = free_port()
+
+    def task(runs: int) -> subprocess.Popen[str]:
+        p = subprocess.Popen([sys.executable, "-c", _ONE_TASK, str(port), str(runs)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
+        assert p.stdout is not None and p.stdout.readline().strip() == "RECORDED"
+        return p
+
+    def end(p: subprocess.Popen[str]) -> None:
+        p.stdin.write("\n")  # type: ignore[union-attr]
+        p.stdin.flush()  # type: ignore[union-attr]
+        assert p.wait(timeout=30) == 0
+        p.stdin.close()  # type: ignore[union-attr]
+        p.stdout.close()  # type: ignore[union-attr]
+
+    first = task(5)
+    with PrometheusServer([f"127.0.0.1:{port}"], scrape_interval="1s", job_name="tasks") as prom:
+        prom.wait_for_targets_up(timeout=60)
+        prom.wait_for_value("sum(mcp_exec_execution_duration_seconds_count)", lambda v: v == 5, timeout=60)
+        end(first)
+        second = task(3)  # same port, same series: the counter goes from 5 back to 3
+        try:
+            prom.wait_for_value("sum(mcp_exec_execution_duration_seconds_count)", lambda v: v == 3, timeout=60)
+            s = PrometheusSource(prom.url, matchers='job="tasks"').summary("10m", step="1s")
+        finally:
+            end(second)
+    assert (s["sessions"], s["execution"]["total_executions"], s["execution"]["total_duration_ms"]) == (2, 8, 1500.0 + 600.0)

@@ -227,9 +227,10 @@ def _select_fleet(args: argparse.Namespace) -> Selection:
     since = args.since or "24h"
     try:
         parse_duration(since)
+        parse_duration(args.step)
         source = PrometheusSource(args.prometheus, namespace=getattr(args, "prom_namespace", None) or "mcp_exec", matchers=args.match or "")
-        summary = source.summary(since)
-        previous = source.previous(since) if args.command == "dashboard" else None
+        summary = source.summary(since, step=args.step)
+        previous = source.previous(since, step=args.step) if args.command == "dashboard" else None
     except (ValueError, FleetError) as exc:
         raise CliError(str(exc)) from None
     if not summary["sessions"] and not summary["discovery"]["total_queries"] and not summary["execution"]["total_executions"]:
@@ -419,6 +420,8 @@ def _fleet(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prometheus", metavar="URL", help="compute from this Prometheus server with PromQL, e.g. http://127.0.0.1:9090")
     g.add_argument("--since", metavar="DURATION", help="the window ending now, as a Prometheus duration: 30m, 24h, 7d (default: 24h)")
     g.add_argument("--match", metavar="MATCHERS", help="label matchers added to every selector, e.g. 'job=\"agents\"'")
+    g.add_argument("--step", metavar="DURATION", default="15s",
+                   help="resolution for counters that reset inside the window (agents restarted on the same port); at most the scrape interval (default: 15s)")
 
 
 def build_parser() -> argparse.ArgumentParser:

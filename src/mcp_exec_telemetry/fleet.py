@@ -10,12 +10,15 @@ dashboard, the report and the advisor work on a fleet exactly as on the local hi
 
 What a window holds, per series (one agent process's counter or histogram count): its last value
 in the window minus its value at the window's start, or its whole last value when the series began
-inside the window (an agent process started then: its counters started at zero). A series whose
-counter reset inside the window (a process restarted under the same labels) falls back to
-``increase()``, which Prometheus extrapolates. The expression, for a counter ``X`` over ``R``::
+inside the window (an agent process started then: its counters started at zero). When a counter
+reset inside the window (one process per task on a fixed port: each new process restarts the same
+series), the gain is summed step by step instead, counting a value that went down as a new run
+from zero: exact while ``step`` is at most the scrape interval. The window ends at the first
+multiple of the step at or after ``end`` (subqueries evaluate on those). For a counter ``X``,
+window ``R`` and step ``S``::
 
     ((last_over_time(X[R]) - X offset R) or last_over_time(X[R])) unless resets(X[R]) > 0
-      or increase(X[R])
+      or sum_over_time(((X - X offset S) >= 0 or X * 1)[R:S])
 
 Sessions are the distinct ``service_instance_id`` values of ``target_info`` seen in the window
 (each session has its own). Not available from Prometheus: the largest memory sample (a histogram
@@ -25,6 +28,7 @@ keeps no maximum; reported as 0) and per-session start and end times (the window
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from datetime import datetime, timezone
@@ -49,11 +53,13 @@ def parse_duration(text: str) -> float:
     return int(m.group(1)) * _UNIT_S[m.group(2)]
 
 
-def _window(metric: str, r: str) -> str:
+def _window(metric: str, r: str, step: str) -> str:
     """PromQL for what each series of counter ``metric`` gained in the window ``r`` (see module doc)."""
     last = f"last_over_time({metric}[{r}])"
     exact = f"(({last} - {metric} offset {r}) or {last})"
-    return f"({exact} unless resets({metric}[{r}]) > 0 or increase({metric}[{r}]))"
+    # "* 1" drops the metric name, so both sides of "or" are the same series in the subquery's steps.
+    stepwise = f"sum_over_time((({metric} - {metric} offset {step}) >= 0 or {metric} * 1)[{r}:{step}])"
+    return f"({exact} unless resets({metric}[{r}]) > 0 or {stepwise})"
 
 
 class PrometheusSource:
@@ -113,24 +119,28 @@ class PrometheusSource:
         matchers = ",".join(m for m in (self.matchers, extra) if m)
         return f"{self.namespace}_{name}{{{matchers}}}" if matchers else f"{self.namespace}_{name}"
 
-    def _totals(self, name: str, by: tuple[str, ...], r: str, at: float) -> list[tuple[dict[str, str], float]]:
+    def _totals(self, name: str, by: tuple[str, ...], r: str, step: str, at: float) -> list[tuple[dict[str, str], float]]:
         grouping = f" by ({', '.join(by)})" if by else ""
-        return self.query(f"sum{grouping} ({_window(self._sel(name), r)})", at)
+        return self.query(f"sum{grouping} ({_window(self._sel(name), r, step)})", at)
 
     # --- the summary ---------------------------------------------------------------------------
 
-    def summary(self, since: str = "24h", *, end: float | None = None) -> dict[str, Any]:
+    def summary(self, since: str = "24h", *, end: float | None = None, step: str = "15s") -> dict[str, Any]:
         """Totals of the window ``since`` (a Prometheus duration) ending at ``end`` (Unix seconds, default now).
 
         The result has the keys and meaning of a history aggregate: counts add up over every
-        agent process, and every rate is recomputed from them.
+        agent process, and every rate is recomputed from them. ``step`` is the resolution used for
+        series whose counter reset inside the window; keep it at most the scrape interval.
         """
         seconds = parse_duration(since)
+        step = since.strip() if parse_duration(step) > seconds else step.strip()  # no coarser than the window
         r = since.strip()
         at = time.time() if end is None else float(end)
+        step_s = parse_duration(step)
+        at = math.ceil(at / step_s) * step_s  # a subquery's steps are aligned to multiples of the step: end on one
 
         def split(name: str, *by: str) -> list[tuple[dict[str, str], float]]:
-            return self._totals(name, by, r, at)
+            return self._totals(name, by, r, step, at)
 
         def total(rows: list[tuple[dict[str, str], float]], **where: str) -> float:
             return sum(v for labels, v in rows if all(labels.get(k, "") == want for k, want in where.items()))
@@ -272,14 +282,14 @@ class PrometheusSource:
             },
         }
 
-    def previous(self, since: str = "24h", *, end: float | None = None) -> dict[str, Any]:
+    def previous(self, since: str = "24h", *, end: float | None = None, step: str = "15s") -> dict[str, Any]:
         """The summary of the window of the same length just before (the dashboard's trend arrow)."""
         at = time.time() if end is None else float(end)
-        return self.summary(since, end=at - parse_duration(since))
+        return self.summary(since, end=at - parse_duration(since), step=step)
 
 
 def _int(v: float) -> int:
-    """A count from Prometheus (a float) as an int; fractional only where increase() extrapolated."""
+    """A count from Prometheus (a float) as an int."""
     return int(round(v))
 
 
