@@ -159,7 +159,12 @@ def test_a_summary_without_a_start_time_or_with_wrong_types_is_refused(tmp_path:
     bad["execution"]["total_executions"] = "eight"
     with pytest.raises(ValueError, match="execution.total_executions is 'eight', not a number"):
         write_session(bad, tmp_path)
+    bad = make_summary()
+    bad["service_name"] = object()
+    with pytest.raises(ValueError, match="not a session summary: Object of type object is not JSON serializable"):
+        write_session(bad, tmp_path)
     assert scan(tmp_path).sessions == []
+    assert write_session(make_summary(), tmp_path).id == "2024-11-08/001"  # nothing half-written before it
 
 
 # --- exact aggregation ---------------------------------------------------------------------------

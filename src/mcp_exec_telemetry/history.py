@@ -416,18 +416,19 @@ class History:
         logged once per process. Raises ValueError for a summary that is not a session summary.
         """
         day = _session_day(summary)
-        clean = json.loads(json.dumps(summary))  # a deep, JSON-clean copy
-        clean.pop("counts", None)
         try:
-            _check_summary(clean)
+            _check_summary(summary)
         except (TypeError, ValueError, KeyError) as exc:
             raise ValueError(f"not a session summary: {exc}") from None
+        clean = {key: value for key, value in summary.items() if key != "counts"}  # the document is serialized once, in _insert
         uid = uuid.uuid4().hex
         bound = self.timeout if timeout is None else float(timeout)
         try:
             number = self._write_rows(uid, day, clean, bound)
         except (sqlite3.Error, OSError, HistoryError) as exc:
             return self._spool(uid, clean, exc)
+        except TypeError as exc:  # a value JSON cannot hold
+            raise ValueError(f"not a session summary: {exc}") from None
         return SavedSession(f"{day.isoformat()}/{number:03d}", self.db_path, False)
 
     def _write_rows(self, uid: str, day: date, summary: dict[str, Any], bound: float) -> int:
