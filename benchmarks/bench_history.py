@@ -298,8 +298,28 @@ def main() -> int:
         "",
         f"By hand, reading and aggregating every session document takes {extra['scan_all']:.2f} s: whole-history",
         "commands instead aggregate the day rows that every write maintains (365 here); `history --limit` and",
-        "`report --session latest` read only the rows they print. Goals: `dashboard`, `report`, `advise` under",
-        "0.5 s; `history --limit 20`, `report --session latest` and a scrape under 0.2 s.",
+        "`report --session latest` read only the rows they print.",
+        "",
+        "Goals, in this run:",
+        "",
+    ]
+    timed = {label: (a, b) for label, a, b in reads}
+    w100, w_shm = writes[-1], (writes_shm[-1] if writes_shm else None)
+    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    lines += [
+        f"- Session write at exit under 2 ms at 100,000 sessions: {met(w100[1] < 2)} on disk ({w100[1]:.2f} ms; the hand-written durable",
+        f"  insert alone takes {w100[3]:.2f} ms on this disk now)" + (f", {met(w_shm[1] < 2)} on tmpfs ({w_shm[1]:.2f} ms)" if w_shm else "")
+        + f"; flat from 1,000 to 100,000: {met(w100[5] < 1.25)} ({w100[5]:.2f}x).",
+    ]
+    for labels, limit in ((("dashboard", "report", "advise"), 0.5), (("history --limit 20", "report --session latest"), 0.2)):
+        for label in labels:
+            a, b = timed[label]
+            lines.append(f"- `{label}` under {limit} s: {met(a < limit)} in-process ({a * 1000:.0f} ms); as a process {met(b < limit)} ({b * 1000:.0f} ms).")
+    lines += [
+        f"- A `serve` scrape under 0.2 s: {met(extra['scrape'] < 0.2)} ({extra['scrape'] * 1000:.0f} ms).",
+        "",
+        "As a process, most of the time is the interpreter's start and the package's imports, not the history: the",
+        "package root still imports the OpenTelemetry SDK, which no history command needs (`--help` alone above).",
     ]
     write_section(DOC, "bench_history", "\n".join(lines))
     print(f"wrote the bench_history section of {DOC}")
