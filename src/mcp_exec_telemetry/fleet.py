@@ -32,7 +32,7 @@ import math
 import re
 import time
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["FleetError", "PrometheusSource", "parse_duration"]
 
