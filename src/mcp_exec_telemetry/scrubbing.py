@@ -29,7 +29,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, Status
 
-from .pii import Scrubber
+from .pii.scrub import Scrubber
 
 __all__ = ["TelemetryScrubber"]
 

@@ -18,6 +18,7 @@ import csv
 import io
 import math
 import time
+import urllib.parse
 from typing import Any, Callable, Iterable, Mapping
 
 from .history import SessionRecord, parse_time
@@ -220,8 +221,6 @@ class InfluxWriter:
         batch_size: int = 5000,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        import urllib.parse
-
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"InfluxDB URL must look like http://host:8086, got {url!r}")
@@ -243,8 +242,6 @@ class InfluxWriter:
         """HTTP requests made so far (for diagnostics and tests)."""
 
     def _endpoint(self) -> str:
-        import urllib.parse
-
         params = {"db": self.database, "precision": "ns"}
         if self.retention_policy:
             params["rp"] = self.retention_policy
@@ -258,7 +255,7 @@ class InfluxWriter:
         return len(items)
 
     def _post(self, body: bytes) -> None:
-        import urllib.error
+        import urllib.error  # here, not at module level: the CLI's other commands need no HTTP client
         import urllib.request
 
         headers = {"Content-Type": "text/plain; charset=utf-8"}

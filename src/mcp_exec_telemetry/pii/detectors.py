@@ -17,7 +17,6 @@ behind a negative look-behind, see :attr:`Rule.regex`) is searched at every posi
 from __future__ import annotations
 
 import enum
-import ipaddress
 import re
 import sys
 from bisect import bisect_left
@@ -110,6 +109,8 @@ def _valid_ipv4(value: str) -> bool:
 
 
 def _valid_ipv6(value: str) -> bool:
+    import ipaddress  # here: a large module that only IPv6-looking candidates need
+
     try:
         ipaddress.IPv6Address(value)
     except ValueError:
