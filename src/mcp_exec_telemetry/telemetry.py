@@ -479,7 +479,7 @@ class Telemetry:
         return LoggingHandler(level=level, logger_provider=self.logger_provider)
 
     def save(self, root: Any = None) -> Any:
-        """Write this session's summary to the metrics history now; returns the file's path.
+        """Write this session's summary to the metrics history now; returns where it went (a ``history.SavedSession``).
 
         ``root`` defaults to the ``history`` option, then ``MCP_EXEC_METRICS_DIR``, then ``.mcp_exec/metrics``.
         """
