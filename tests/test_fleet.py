@@ -265,3 +265,10 @@ def test_agents_restarted_on_the_same_port_count_every_run() -> None:
         finally:
             end(second)
     assert (s["sessions"], s["execution"]["total_executions"], s["execution"]["total_duration_ms"]) == (2, 8, 1500.0 + 600.0)
+
+
+def test_the_fleet_view_names_the_same_interrupted_outcomes_as_a_session_summary() -> None:
+    """fleet.py keeps its own copy (the CLI imports no OpenTelemetry SDK); it must not drift."""
+    from mcp_exec_telemetry import fleet, summary
+
+    assert fleet._INTERRUPTED == summary.INTERRUPTED

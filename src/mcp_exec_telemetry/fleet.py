@@ -173,6 +173,13 @@ class PrometheusSource:
         def one(name: str) -> float:
             return total(split(name))
 
+        def stopped(rows: list[tuple[dict[str, str], float]]) -> dict[str, int]:
+            """Cancelled and abandoned steps: in each total, never failures nor in success rates."""
+            return {o: n for o in _INTERRUPTED if (n := _int(total(rows, outcome=o)))}
+
+        q_stopped, ex_stopped = stopped(q), stopped(ex)
+        finished = _int(total(ex)) - sum(ex_stopped.values())
+
         queries = _int(total(q))
         ok = _int(total(q, outcome="success"))
         hits = ok - _int(total(cont, outcome="success"))
@@ -223,19 +230,20 @@ class PrometheusSource:
             "discovery": {
                 "total_queries": queries,
                 "successful_queries": ok,
-                "failed_queries": queries - ok,
+                "failed_queries": queries - ok - sum(q_stopped.values()),
                 "continued_queries": _int(total(cont)),
                 "hit_rate": r6(hits / queries if queries else 0.0),
                 "avg_response_time_ms": r3(q_sum * 1000.0 / queries if queries else 0.0),
                 "total_time_ms": r3(q_sum * 1000.0),
                 "cache_hits": _int(one("discovery_cache_hits_total")),
                 "detail_levels": by(q, "detail_level"),
+                "interrupted": q_stopped,
             },
             "execution": {
                 "total_executions": runs,
                 "successful_executions": runs_ok,
-                "failed_executions": runs - runs_ok,
-                "success_rate": r6(runs_ok / runs if runs else 0.0),
+                "failed_executions": finished - runs_ok,
+                "success_rate": r6(runs_ok / finished if finished else 0.0),
                 "avg_duration_ms": r3(ex_sum * 1000.0 / runs if runs else 0.0),
                 "total_duration_ms": r3(ex_sum * 1000.0),
                 "languages": by(ex, "language"),
@@ -243,6 +251,7 @@ class PrometheusSource:
                 "memory_peak_mb": 0.0,
                 "memory_avg_mb": r3(mem_sum / mem_n if mem_n else 0.0),
                 "duration_buckets_ms": _buckets(ex_buckets),
+                "interrupted": ex_stopped,
             },
             "sdk": {
                 "total_generations": gens,
@@ -253,6 +262,7 @@ class PrometheusSource:
                 "ipc_handler_size_bytes": _int(one("sdk_ipc_handler_size_bytes_total")),
                 "cache_hits": gen_hits,
                 "cache_utilization": r6(gen_hits / gens if gens else 0.0),
+                "interrupted": stopped(sdk),
             },
             "filtering": {
                 "total_operations": _int(total(flt)),
@@ -262,6 +272,7 @@ class PrometheusSource:
                 "total_input_bytes": inp,
                 "total_output_bytes": out,
                 "operations": by(flt, "operation"),
+                "interrupted": stopped(flt),
             },
             "skills": {
                 "total_skills": created,
@@ -271,6 +282,7 @@ class PrometheusSource:
                 "successful_executions": _int(total(skills_n, outcome="success")),
                 "reuse_ratio": r6(skill_runs / (created - deleted) if created > deleted else 0.0),
                 "top_skills": top_list,
+                "interrupted": stopped(skills_n),
             },
             "security": {
                 "pii_detected": detected,
@@ -286,6 +298,9 @@ class PrometheusSource:
         """The summary of the window of the same length just before (the dashboard's trend arrow)."""
         at = time.time() if end is None else float(end)
         return self.summary(since, end=at - parse_duration(since), step=step)
+
+
+_INTERRUPTED = ("cancelled", "abandoned")  # the outcomes summary.INTERRUPTED names (kept free of the SDK import)
 
 
 def _int(v: float) -> int:
