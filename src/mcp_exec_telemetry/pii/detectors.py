@@ -16,7 +16,11 @@ behind a negative look-behind, see :attr:`Rule.regex`) is searched at every posi
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 import enum
+import hashlib
 import ipaddress
 import re
 import sys
@@ -46,6 +50,9 @@ class PiiType(str, enum.Enum):
     IP_ADDRESS = "ip_address"
     API_KEY = "api_key"
     AUTH_TOKEN = "auth_token"
+    PRIVATE_KEY = "private_key"
+    IBAN = "iban"
+    CRYPTO_WALLET = "crypto_wallet"
 
     def __str__(self) -> str:  # so f"{PiiType.EMAIL}" is "email" on every Python version
         return self.value
@@ -105,8 +112,12 @@ def _valid_ssn(value: str) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
+_NOBODYS_V4 = ("127.", "0.0.0.0", "192.0.2.", "198.51.100.", "203.0.113.")
+"""Loopback, unspecified and documentation (RFC 5737) addresses: nobody's address, kept for debugging."""
+
+
 def _valid_ipv4(value: str) -> bool:
-    return all(int(octet) <= 255 for octet in value.split("."))
+    return all(int(octet) <= 255 for octet in value.split(".")) and not value.startswith(_NOBODYS_V4)
 
 
 def _valid_ipv6(value: str) -> bool:
@@ -129,9 +140,92 @@ def _valid_email(value: str) -> bool:
     return len(tld) >= 2 and tld.isalpha()
 
 
+_SSN_SHAPE = re.compile(r"[0-9]{3}-[0-9]{2}-[0-9]{4}\Z")
+
+
 def _valid_phone(value: str) -> bool:
+    if _SSN_SHAPE.match(value):
+        return False  # 3-2-4 digits is an SSN's shape (valid or not), never a phone number
     n = sum(ch.isdigit() for ch in value)
-    return 10 <= n <= 15 if value[0] != "+" else 8 <= n <= 15
+    if value[0] == "+":
+        # "+12500000" is a signed number: without separators an E.164 number needs 10+ digits.
+        return (10 if value[1:].isdigit() else 8) <= n <= 15
+    if value.startswith("00"):
+        return 10 <= n <= 17  # "00" + an E.164 number
+    if value[0] == "0" or value[:2] == "(0":
+        return 9 <= n <= 12  # national trunk prefix: "06 12 34 56 78", "(030) 1234-5678"
+    return 10 <= n <= 15
+
+
+def _valid_ssn_any(value: str) -> bool:
+    digits = "".join(ch for ch in value if ch.isdigit())
+    return len(digits) == 9 and _valid_ssn(f"{digits[:3]}-{digits[3:5]}-{digits[5:]}")
+
+
+_IBAN_COUNTRIES = frozenset(
+    "AD AE AL AT AZ BA BE BG BH BI BR BY CH CR CY CZ DE DJ DK DO EE EG ES FI FK FO FR GB GE GI GL GR GT "
+    "HR HU IE IL IQ IS IT JO KW KZ LB LC LI LT LU LV LY MC MD ME MK MN MR MT MU NI NL NO OM PK PL PS PT "
+    "QA RO RS RU SA SC SD SE SI SK SM SO ST SV TL TN TR UA VA VG XK YE".split()
+)
+
+
+def _valid_iban(value: str) -> bool:
+    """ISO 13616: a known country code and the mod-97 check digits (what ``python-stdnum`` checks too)."""
+    iban = value.replace(" ", "")
+    if not 15 <= len(iban) <= 34 or iban[:2] not in _IBAN_COUNTRIES:
+        return False
+    moved = iban[4:] + iban[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_B58_INDEX = {ch: i for i, ch in enumerate(_B58)}
+
+
+def _valid_base58check(value: str) -> bool:
+    """A Bitcoin P2PKH / P2SH address: base58, 25 bytes, and a double-SHA-256 checksum."""
+    n = 0
+    for ch in value:
+        n = n * 58 + _B58_INDEX[ch]
+    raw = n.to_bytes(25, "big") if n < 1 << 200 else b""
+    if len(raw) != 25:
+        return False
+    return hashlib.sha256(hashlib.sha256(raw[:21]).digest()).digest()[:4] == raw[21:]
+
+
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _valid_bech32(value: str) -> bool:
+    """A SegWit address (BIP 173 / 350): the bech32 or bech32m checksum over the data part."""
+    hrp, _, data = value.lower().rpartition("1")
+    if not hrp or len(data) < 7 or any(ch not in _BECH32 for ch in data):
+        return False
+    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for v in [ord(x) >> 5 for x in hrp] + [0] + [ord(x) & 31 for x in hrp] + [_BECH32.index(ch) for ch in data]:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            chk ^= gen[i] if (top >> i) & 1 else 0
+    return chk in (1, 0x2BC830A3)
+
+
+def _valid_wallet(value: str) -> bool:
+    if value.startswith(("0x", "0X")):
+        return len(set(value[2:].lower())) > 4  # "0x000...0" is a null address, not a wallet
+    if value[:3].lower() == "bc1":
+        return _valid_bech32(value)
+    return _valid_base58check(value)
+
+
+def _valid_basic(value: str) -> bool:
+    """``Basic <base64 of user:password>``."""
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return b":" in decoded
 
 
 def _valid_provider_key(value: str) -> bool:
@@ -147,9 +241,20 @@ _PLACEHOLDERS = frozenset(
 )
 
 
+def _valid_auth_header(value: str) -> bool:
+    if not _valid_secret_value(value):
+        return False
+    return len(value) >= 16 or (any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value))
+
+
+_CODE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
+
+
 def _valid_secret_value(value: str) -> bool:
     if value[0] in "$%*#" or value.lower() in _PLACEHOLDERS:
         return False
+    if value.startswith(("{{", "${", "<%", "[REDACTED")) or _CODE_PATH.match(value):
+        return False  # a template or code (``os.environ``, ``settings.API_KEY``), not a secret
     return len(set(value)) > 2  # "xxxxxx", "******", "ababab" are masks, not secrets
 
 
@@ -191,7 +296,8 @@ _WORD = _DIGITS + "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 _SECRET_KEYS = (
     "api_key", "api-key", "apikey", "access_key", "access-key", "accesskey", "secret_key",
     "secret-key", "secretkey", "private_key", "private-key", "privatekey", "secret", "password",
-    "passwd", "pwd", "token",
+    "passwd", "pwd", "token", "account_key", "accountkey", "sharedaccesskey", "passphrase",
+    "pass",
 )
 """A ``key=value`` / ``key: value`` assignment is a secret when the key *ends* with one of these."""
 
@@ -218,21 +324,47 @@ class Rule:
     first: str
     validate: Callable[[str], bool] | None = None
     prefilter: tuple[str, ...] = ()
+    after: str = ""
+    """Word characters that may still precede a match (``-`` in ``customer-123-45-6789``)."""
+    needle: str = ""
+    """A literal every match contains: the rule is searched on its own where ``needle in text``
+    (for values that start mid-word, such as a PEM block after a JSON ``\\n``)."""
 
     @property
     def regex(self) -> str:
-        """The rule as a stand-alone regex: the body behind the shared start-of-word guard."""
-        return _LOOKBEHIND + "(?:" + self.body + ")"
+        """The rule as a stand-alone regex: the body behind its start-of-word guard."""
+        if self.needle:
+            return "(?:" + self.body + ")"
+        return _lookbehind(self.after) + "(?:" + self.body + ")"
+
+
+def _lookbehind(after: str) -> str:
+    if not after:
+        return _LOOKBEHIND
+    excluded = "".join(ch for ch in "_.+-" if ch not in after)
+    return "(?<![A-Za-z0-9" + excluded.replace("-", "\\-") + "])"
 
 
 RULES: tuple[Rule, ...] = (
     # Specific formats first: on equal spans the earlier rule wins.
     Rule(
+        "private_key",
+        PiiType.PRIVATE_KEY.value,
+        # A PEM block up to its END line; in a JSON string (newlines as "\n") or cut short, up to
+        # the closing quote or the end of the text, so no line of it is left behind.
+        r"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----[^\"'`]*?"
+        r"(?:-----END[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----|(?=[\"'`])|\Z)",
+        "-",
+        needle="PRIVATE KEY",
+    ),
+    Rule(
         "jwt",
         PiiType.AUTH_TOKEN.value,
-        r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{8,}(?![A-Za-z0-9_-])",
+        # Signed (three parts) or unsigned (two parts, alg "none"): header and claims are JSON.
+        r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}(?:\.[A-Za-z0-9_-]*)?(?![A-Za-z0-9_-])",
         "e",
         prefilter=("eyJ",),
+        after="=:_-",
     ),
     Rule(
         "provider_key",
@@ -241,19 +373,78 @@ RULES: tuple[Rule, ...] = (
         r"|gh[pousr]_[A-Za-z0-9]{36,255}"
         r"|github_pat_[A-Za-z0-9_]{22,255}"
         r"|(?:AKIA|ASIA)[A-Z0-9]{16}"
-        r"|xox[bpars]-[A-Za-z0-9-]{10,}"
+        r"|xox[abeoprs]-[A-Za-z0-9-]{10,}"
+        r"|xapp-[0-9]-[A-Za-z0-9-]{20,}"
         r"|[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"
-        r"|AIza[A-Za-z0-9_-]{35})(?![A-Za-z0-9_-])",
-        "sgAxr",
+        r"|whsec_[A-Za-z0-9+/=]{24,}"
+        r"|AIza[A-Za-z0-9_-]{35}"
+        r"|ya29\.[A-Za-z0-9_-]{20,}"
+        r"|GOCSPX-[A-Za-z0-9_-]{24,}"
+        r"|gl(?:pat|dt|ptt|rt|cbt|ffct|ft|imt|oas|soat|agent)-[A-Za-z0-9_-]{20,50}"
+        r"|GR1348941[A-Za-z0-9_-]{20,50}"
+        r"|hf_[A-Za-z0-9]{30,}"
+        r"|api_org_[A-Za-z0-9]{30,}"
+        r"|SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"
+        r"|pypi-Ag[A-Za-z0-9_-]{50,}"
+        r"|npm_[A-Za-z0-9]{36}"
+        r"|(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{16,}"
+        r"|(?:https?://)?discord(?:app)?\.com/api/webhooks/[0-9]{5,30}/[A-Za-z0-9_-]{20,})"
+        r"(?![A-Za-z0-9_-])",
+        "sgAxrwyGhpanSdG",
         _valid_provider_key,
-        prefilter=("sk-", "gh[pousr]_", "github_pat_", "A(?:KIA|SIA|Iza)", "xox[bpars]-", "[rs]k_(?:live|test)_"),
+        prefilter=("sk-", "gh[pousr]_", "github_pat_", "A(?:KIA|SIA|Iza)", "xox[abeoprs]-", "xapp-",
+                   "[rs]k_(?:live|test)_", "whsec_", r"ya29\.", "GOCSPX-", "gl[a-z]{1,4}t?-", "GR1348941",
+                   "hf_", "api_org_", r"SG\.", "pypi-Ag", "npm_", "(?:https?://)?hooks\\.slack",
+                   "(?:https?://)?discord"),
+        after="=:_-./",
+    ),
+    Rule(
+        "discord_token",
+        PiiType.API_KEY.value,
+        r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}(?![A-Za-z0-9_-])",
+        "MNO",
+        prefilter=(r"[MNO][A-Za-z0-9_-]{23,25}\.",),
+    ),
+    Rule(
+        "telegram_token",
+        PiiType.API_KEY.value,
+        r"[0-9]{8,10}:AA[A-Za-z0-9_-]{32,33}(?![A-Za-z0-9_-])",
+        _DIGITS,
+        prefilter=("[0-9][0-9]{7,9}:AA",),
+    ),
+    Rule(
+        "url_credentials",
+        PiiType.AUTH_TOKEN.value,
+        # scheme://user:password@host -- whatever the host: "localhost", "db", an IP address.
+        r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{0,64}:(?P<v>[^\s@/\"'<>]{1,128})@",
+        _WORD,
+        _valid_secret_value,
     ),
     Rule(
         "email",
         PiiType.EMAIL.value,
-        r"[A-Za-z0-9_%+-][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",
+        # Not "git@github.com:org/repo.git": an scp-style host and path.
+        r"[A-Za-z0-9_%+-][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?![A-Za-z0-9-]|\.[A-Za-z0-9-]|:[A-Za-z0-9_.~-]+/)",
         _WORD + "%+-",
         _valid_email,
+    ),
+    Rule(
+        "iban",
+        PiiType.IBAN.value,
+        r"[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?" + _END,
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        _valid_iban,
+        prefilter=("[A-Z][A-Z][0-9]{2}[ ]?[A-Z0-9]{4}",),
+    ),
+    Rule(
+        "crypto_wallet",
+        PiiType.CRYPTO_WALLET.value,
+        r"(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}"
+        r"|bc1[02-9ac-hj-np-z]{11,71}"
+        r"|0x[0-9a-fA-F]{40})(?![A-Za-z0-9_])",
+        "13b0",
+        _valid_wallet,
+        prefilter=("[13][1-9A-HJ-NP-Za-km-z]{25}", "bc1", "0x[0-9a-fA-F]{40}"),
     ),
     Rule(
         "credit_card",
@@ -268,23 +459,39 @@ RULES: tuple[Rule, ...] = (
         prefilter=("[2-6][0-9]{3}(?:[0-9]{9}|[ -][0-9]{4})",),
     ),
     Rule("ssn", PiiType.SSN.value, r"[0-9]{3}-[0-9]{2}-[0-9]{4}" + _END, _DIGITS, _valid_ssn,
-         prefilter=("[0-9][0-9]{2}-[0-9]{2}-",)),
+         prefilter=("[0-9][0-9]{2}-[0-9]{2}-",), after="-_"),
+    Rule(
+        "ssn_in_context",
+        PiiType.SSN.value,
+        # Undashed, dotted or spaced, after the words that name it: "SSN 078051121".
+        r"(?:SSN|[Ss]sn|[Ss]ocial [Ss]ecurity(?: [Nn]umber| [Nn]o\.?| #)?)s?[ \t]*(?:[:#=]|is)?[ \t]*"
+        r"(?P<v>[0-9]{3}[ .-]?[0-9]{2}[ .-]?[0-9]{4})" + _END,
+        "SsS",
+        _valid_ssn_any,
+        prefilter=("SSN", "[Ss]sn", "[Ss]ocial [Ss]ecurity"),
+    ),
     Rule(
         "phone",
         PiiType.PHONE_NUMBER.value,
         # E.164: "+" country code, then one digit per step with an optional separator before it,
         # at most 15 digits in all (so "+44 20 7946 0958 2024" stops before "2024").
         r"(?:\+[1-9](?:[ .-]?[0-9]|[ .-]?\([0-9]{1,4}\)){6,14}"
+        # "00" international prefix: "0044 20 7946 0958".
+        r"|00[1-9][0-9]{0,2}(?:[ .-][0-9]{1,4}){2,6}"
+        # National trunk prefix with separators: "06 12 34 56 78", "(030) 1234-5678", "090-1234-5678".
+        r"|(?<![0-9][ ./-])(?:\(0[0-9]{1,5}\)[ ]?|0[1-9][0-9]{0,4}[ ./-])[0-9]{2,8}(?:[ .-][0-9]{2,8}){0,4}"
         # NANP: separators (or parentheses) are required, so plain integers never match.
         r"|(?:1[ .-]?)?(?:\([2-9][0-9]{2}\)[ .-]?|[2-9][0-9]{2}[ .-])[0-9]{3}[ .-][0-9]{4})" + _END,
         _DIGITS + "+(",
         _valid_phone,
-        prefilter=(r"\+[1-9]", r"\([2-9]", r"[0-9][0-9]{2}[ .-][0-9]{3}[ .-]", r"1[ .-]?(?:\(|[0-9]{3}[ .-])"),
+        prefilter=(r"\+[1-9]", r"\([02-9]", r"[0-9][0-9]{2}[ .-][0-9]{3}[ .-]", r"1[ .-]?(?:\(|[0-9]{3}[ .-])",
+                   r"00[1-9]", r"0[1-9][0-9]{0,4}[ ./-][0-9]{2}"),
     ),
     Rule(
         "ipv4",
         PiiType.IP_ADDRESS.value,
-        r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}" + _END,
+        # Not the version in a product token ("Chrome/120.0.0.0").
+        r"(?<![A-Za-z]/)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}" + _END,
         _DIGITS,
         _valid_ipv4,
         prefilter=(r"[0-9][0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.",),
@@ -306,11 +513,42 @@ RULES: tuple[Rule, ...] = (
         prefilter=(r"[Bb]earer[ \t]", r"BEARER[ \t]"),
     ),
     Rule(
+        "basic_auth",
+        PiiType.AUTH_TOKEN.value,
+        r"(?:[Bb]asic|BASIC)[ \t]+(?P<v>[A-Za-z0-9+/]{6,}={0,2})(?![A-Za-z0-9+/=])",
+        "bB",
+        _valid_basic,
+        prefilter=(r"[Bb]asic[ \t]", r"BASIC[ \t]"),
+    ),
+    Rule(
+        "authorization_header",
+        PiiType.AUTH_TOKEN.value,
+        # "Authorization: Token abc..." -- the whole credential, whatever its scheme.
+        r"(?:[Pp]roxy-)?[Aa]uthorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:[A-Za-z-]+[ \t]+)?(?P<v>[^\s\"'<>{}]+)",
+        "AaPp",
+        _valid_auth_header,
+        prefilter=(r"(?:[Pp]roxy-)?[Aa]uthorization",),
+    ),
+    Rule(
+        "azure_sas",
+        PiiType.API_KEY.value,
+        r"sig=(?P<v>[A-Za-z0-9%+/]{30,}(?:%3[Dd]|=){0,2})",
+        "s",
+        prefilter=("sig=",),
+    ),
+    Rule(
+        "mailchimp",
+        PiiType.API_KEY.value,
+        r"[0-9a-f]{32}-us[0-9]{1,2}(?![A-Za-z0-9_-])",
+        _HEX,
+        prefilter=("[0-9a-f][0-9a-f]{31}-us",),
+    ),
+    Rule(
         "secret_assignment",
         PiiType.API_KEY.value,
         _possessive("[A-Za-z0-9_.-]") + r"(?=[\"']?[ \t]*[:=])"
         + "(?:" + "|".join(f"(?<={_anycase(k)})" for k in _SECRET_KEYS) + ")"
-        + r"[\"']?[ \t]*[:=]>?[ \t]*[\"']?(?P<v>[^\s\"'`,;&<>(){}\[\]]{6,})",
+        + r"[\"']?[ \t]*[:=]>?[ \t]*[\"']?(?P<v>[^\s\"'`,;&<>(){}\[\]]{6,})(?![^\s\"'`,;&<>(){}\[\]]|[(\[])",
         _WORD + ".-",
         _valid_secret_value,
     ),
@@ -335,23 +573,25 @@ def _strip_value_group(body: str) -> str:
     return body.replace("(?P<v>", "(?:")
 
 
-_WORD_RULES = ("email", "secret_assignment")
+_WORD_RULES = ("email", "secret_assignment", "url_credentials")
 """Rules that start with any word character; the combined scan reads such a word only once."""
 
 
 def _combined_body(rules: Sequence[Rule]) -> str:
     """One alternation that matches wherever at least one of ``rules`` matches (a superset).
 
-    Email and ``key=value`` both begin with a word: instead of two attempts that each read it,
-    one possessive run ``[A-Za-z0-9._%+-]++`` reads it and is followed by ``@`` (email) or by a
-    key ending (``...key``, ``...ret``, ``...ken``, ``...ord``, ``...swd``, ``...pwd``) and ``:``
-    or ``=``.  The other rules contribute their literal prefixes or their own bodies, which
-    fail on the first character almost everywhere.
+    Email, ``key=value`` and ``scheme://user:password@`` all begin with a word: instead of three
+    attempts that each read it, one possessive run ``[A-Za-z0-9._%+-]++`` reads it and is
+    followed by ``@`` (email), ``://`` (a URL) or by a key ending (``...key``, ``...ret``,
+    ``...ken``, ``...ord`` ...) and ``:`` or ``=``.  The other rules contribute their literal
+    prefixes or their own bodies, which fail on the first character almost everywhere.
     """
     names = {r.name for r in rules}
     tails = []
     if "email" in names:
         tails.append("@")
+    if "url_credentials" in names:
+        tails.append("://")
     if "secret_assignment" in names:
         endings = sorted({k[-3:].lower() for k in _SECRET_KEYS})
         tails.append(r"(?=[\"']?[ \t]*[:=])(?<=" + "|".join(_anycase(e) for e in endings) + ")")
@@ -362,6 +602,26 @@ def _combined_body(rules: Sequence[Rule]) -> str:
         if r.name not in _WORD_RULES:
             parts.extend(r.prefilter or ["(?:" + _strip_value_group(r.body) + ")"])
     return "(?:" + "|".join(parts) + ")"
+
+
+def _scan_pattern(rules: Sequence[Rule]) -> str:
+    """The combined scan: a separator, then the combined body.
+
+    The separator is a character outside ``[A-Za-z0-9_.+-]``; rules with ``after`` characters
+    (``-`` before an SSN, ``=`` / ``_`` before a provider key) may also start after those, which
+    the scan expresses with one wider leading class and a one-character look-behind, so the
+    engine still skips non-candidates in C.
+    """
+    after = sorted({ch for r in rules for ch in r.after if ch in "_.+-"})
+    if not after:
+        return _SEPARATOR + _combined_body(rules)
+    relaxed = [r for r in rules if set(r.after) & set(after)]
+    excluded = "".join(ch for ch in "_.+-" if ch not in after).replace("-", "\\-")
+    lead = "[^A-Za-z0-9" + excluded + "]"
+    after_class = "[" + "".join(after).replace("-", "\\-") + "]"
+    relaxed_parts = [p for r in relaxed for p in (r.prefilter or ["(?:" + _strip_value_group(r.body) + ")"])]
+    return (lead + "(?:(?<!" + after_class + ")" + _combined_body(rules)
+            + "|" + "|".join(relaxed_parts) + ")")
 
 
 def resolve_overlaps(candidates: Iterable[tuple[int, int, int, str, bool]]) -> list[tuple[int, int, int, str, bool]]:
@@ -433,11 +693,12 @@ class PiiDetector:
             _Compiled(i, r.type, re.compile(r.regex, _FLAGS), "(?P<v>" in r.body, r.validate)
             for i, r in enumerate(rules)
         )
-        self._first = _first_char_table(rules)
-        if rules:
-            body = _combined_body(rules)
-            self._head = re.compile(body, _FLAGS)  # at position 0
-            self._scan = re.compile(_SEPARATOR + body, _FLAGS)  # everywhere else
+        scanned = [r for r in rules if not r.needle]
+        self._first = _first_char_table([r if not r.needle else dataclasses.replace(r, first="") for r in rules])
+        self._needles = tuple((r.needle, self._compiled[i]) for i, r in enumerate(rules) if r.needle)
+        if scanned:
+            self._head = re.compile(_combined_body(scanned), _FLAGS)  # at position 0
+            self._scan = re.compile(_scan_pattern(scanned), _FLAGS)  # everywhere else
         else:
             self._head = self._scan = None
         self._extra = tuple(
@@ -505,6 +766,7 @@ class PiiDetector:
             and self._head.match(text) is None
             and self._scan.search(text) is None  # type: ignore[union-attr]
             and not self._extra
+            and not any(needle in text for needle, _ in self._needles)
         ):
             return False
         return bool(self.detect(text))
@@ -524,6 +786,10 @@ class PiiDetector:
                 continue
             out.extend((path, d) for d in self.detect(value))
         return out
+
+    def names_a_secret(self, key: str) -> bool:
+        """Whether a field called ``key`` holds a secret (``password``, ``db.api_key``, ``Authorization`` ...)."""
+        return PiiType.API_KEY.value in self._types and _SECRET_KEY_RE.search(key) is not None
 
     def secret_under_key(self, key: Any, value: str) -> Detection | None:
         """The whole ``value`` as an ``api_key`` detection when ``key`` names a secret, else None."""
@@ -556,9 +822,20 @@ class PiiDetector:
                     break
                 pos = m.start() + 1
                 self._collect(text, pos, cands)
+        for needle, c in self._needles:
+            if needle in text:
+                self._search_each(c, text, cands)
         if self._extra:
             self._collect_extra(text, cands)
         return cands
+
+    def _search_each(self, c: _Compiled, text: str, out: list[tuple[int, int, int, str, bool]]) -> None:
+        """One rule searched over the whole text (non-overlapping matches)."""
+        for m in c.regex.finditer(text):
+            s, e = m.span("v") if c.has_value_group else m.span()
+            value = text[s:e]
+            if e > s and (c.validate is None or c.validate(value)):
+                out.append((s, e, c.priority, c.type, value not in self._allow))
 
     def _collect(self, text: str, p: int, out: list[tuple[int, int, int, str, bool]]) -> None:
         """Run, anchored at ``p``, every rule that can start with the character found there."""
@@ -615,7 +892,12 @@ class PiiDetector:
         single pass.
         """
         cands: list[tuple[int, int, int, str, bool]] = []
+        needled = {id(c) for _, c in self._needles}
+        for _, c in self._needles:
+            self._search_each(c, text, cands)
         for c in self._compiled:
+            if id(c) in needled:
+                continue
             pos, n = 0, len(text)
             while pos <= n:
                 m = c.regex.search(text, pos)
@@ -631,8 +913,11 @@ class PiiDetector:
         return cands
 
 
+_SECRET_KEY_NAMES = _SECRET_KEYS + ("authorization", "cookie", "credentials", "connection_string", "connectionstring")
+"""Field names (attribute keys, JSON keys) whose string value is a secret whatever its shape."""
+
 _SECRET_KEY_RE = re.compile(
-    r"(?:" + "|".join(re.escape(k) for k in _SECRET_KEYS) + r")\Z", re.IGNORECASE | re.ASCII
+    r"(?:" + "|".join(re.escape(k) for k in _SECRET_KEY_NAMES) + r")\Z", re.IGNORECASE | re.ASCII
 )
 
 
