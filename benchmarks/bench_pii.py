@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from mcp_exec_telemetry.pii import PiiDetector  # noqa: E402
-from mcp_exec_telemetry.pii.detectors import _FLAGS, _LOOKBEHIND, RULES, resolve_overlaps  # noqa: E402
+from mcp_exec_telemetry.pii.detectors import _FLAGS, RULES, resolve_overlaps  # noqa: E402
 
 Candidate = tuple[int, int, int, str, bool]
 
@@ -58,8 +58,9 @@ class SequentialScanner:
             by_type.setdefault(rule.type, []).append(i)
         self.passes: list[tuple[re.Pattern[str], list[int]]] = []
         for indices in by_type.values():
-            alts = "|".join(f"(?P<r{i}>{RULES[i].body})".replace("(?P<v>", "(?:") for i in indices)
-            self.passes.append((re.compile(f"{_LOOKBEHIND}(?:{alts})", _FLAGS), indices))
+            # each rule behind its own start-of-word guard (or none: rules found by a literal needle)
+            alts = "|".join(f"(?P<r{i}>{RULES[i].regex})".replace("(?P<v>", "(?:") for i in indices)
+            self.passes.append((re.compile(f"(?:{alts})", _FLAGS), indices))
         self.rules = [re.compile(r.regex, _FLAGS) for r in RULES]
 
     def candidates(self, text: str) -> list[Candidate]:

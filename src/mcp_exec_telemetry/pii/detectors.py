@@ -100,6 +100,8 @@ _CARD_PREFIXES = frozenset(
 
 def _valid_card(value: str) -> bool:
     digits = value.replace(" ", "").replace("-", "")
+    if digits[0] == "1":  # UATP: 15 digits
+        return len(digits) == 15 and luhn_valid(digits)
     if not 13 <= len(digits) <= 19 or digits[:2] not in _CARD_PREFIXES:
         return False
     if digits[0] == "2" and not 2221 <= int(digits[:4]) <= 2720:
@@ -137,10 +139,10 @@ def _valid_email(value: str) -> bool:
     if len(local) > 64 or local.startswith(".") or local.endswith(".") or ".." in local:
         return False
     tld = domain.rsplit(".", 1)[-1]
-    return len(tld) >= 2 and tld.isalpha()
+    return len(tld) >= 2 and (tld.isalpha() or (tld[:4].lower() == "xn--" and len(tld) > 4))
 
 
-_SSN_SHAPE = re.compile(r"[0-9]{3}-[0-9]{2}-[0-9]{4}\Z")
+_SSN_SHAPE = re.compile(r"[0-9]{3}([ .-])[0-9]{2}\1[0-9]{4}\Z")
 
 
 def _valid_phone(value: str) -> bool:
@@ -170,8 +172,19 @@ _IBAN_COUNTRIES = frozenset(
 
 
 def _valid_iban(value: str) -> bool:
-    """ISO 13616: a known country code and the mod-97 check digits (what ``python-stdnum`` checks too)."""
-    iban = value.replace(" ", "")
+    """ISO 13616: a known country code and the mod-97 check digits (what ``python-stdnum`` checks too).
+
+    The pattern may have taken one word too many (``... 8901 X``, ``... 8741 ALL CAPS``); the IBAN
+    without it counts too, and that word is redacted with it.
+    """
+    if _iban_checks(value):
+        return True
+    head, sep, _ = value.rpartition(" ")
+    return bool(sep) and _iban_checks(head)
+
+
+def _iban_checks(value: str) -> bool:
+    iban = value.replace(" ", "").replace("-", "")
     if not 15 <= len(iban) <= 34 or iban[:2] not in _IBAN_COUNTRIES:
         return False
     moved = iban[4:] + iban[:4]
@@ -237,8 +250,20 @@ def _valid_provider_key(value: str) -> bool:
 
 _PLACEHOLDERS = frozenset(
     {"null", "none", "true", "false", "undefined", "string", "redacted", "required", "optional",
-     "changeme", "example", "secret", "password", "your_api_key", "<redacted>"}
+     "changeme", "example", "secret", "password", "your_api_key", "<redacted>", "bearer", "basic", "token"}
 )
+
+
+def _valid_quoted_secret(value: str) -> bool:
+    low = value.lower()
+    if low in _PLACEHOLDERS or value.startswith(("{{", "${", "<", "%(", "[REDACTED")) or "fake" in low:
+        return False
+    return len(value) >= 4 and any(ch.isalnum() for ch in value) and not value.isdigit() and len(set(value)) > 2
+
+
+def _valid_cli_credentials(value: str) -> bool:
+    user, _, password = value.partition(":")
+    return len(value) >= 4 and max(len(user), len(password)) >= 3 and not value.startswith(("$", "%", "{{"))
 
 
 def _valid_auth_header(value: str) -> bool:
@@ -247,14 +272,15 @@ def _valid_auth_header(value: str) -> bool:
     return len(value) >= 16 or (any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value))
 
 
+_CODE_CALL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*[(\[]")
 _CODE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
 
 
 def _valid_secret_value(value: str) -> bool:
     if value[0] in "$%*#" or value.lower() in _PLACEHOLDERS:
         return False
-    if value.startswith(("{{", "${", "<%", "[REDACTED")) or _CODE_PATH.match(value):
-        return False  # a template or code (``os.environ``, ``settings.API_KEY``), not a secret
+    if value[0] in "{[(<" or value.startswith(("[REDACTED", "%(")) or _CODE_PATH.match(value) or _CODE_CALL.match(value):
+        return False  # a template, markup or code (``os.environ[...]``, ``getpass()``), not a secret
     return len(set(value)) > 2  # "xxxxxx", "******", "ababab" are masks, not secrets
 
 
@@ -302,6 +328,12 @@ _SECRET_KEYS = (
 """A ``key=value`` / ``key: value`` assignment is a secret when the key *ends* with one of these."""
 
 
+_QUOTED_KEYS_ANYWHERE = ("password", "passwd", "passphrase", "pwd", "_pass", "secret", "api_key", "api-key", "apikey",
+                         "private_key", "privatekey")
+_QUOTED_KEYS_AT_END = ("token", "auth", "credentials", "credential", "access_key", "accesskey", "secret_key",
+                       "account_key", "accountkey", "client_key")
+"""Key names before a quoted secret: anywhere in the key (``my_password_sec``), or at its end (``user_auth``)."""
+
 def _anycase(word: str) -> str:
     """``Key`` -> ``[kK][eE][yY]``: case-insensitive without a flag, so it can sit in a look-behind."""
     return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
@@ -326,7 +358,7 @@ class Rule:
     prefilter: tuple[str, ...] = ()
     after: str = ""
     """Word characters that may still precede a match (``-`` in ``customer-123-45-6789``)."""
-    needle: str = ""
+    needle: str | tuple[str, ...] = ""
     """A literal every match contains: the rule is searched on its own where ``needle in text``
     (for values that start mid-word, such as a PEM block after a JSON ``\\n``)."""
 
@@ -372,16 +404,24 @@ RULES: tuple[Rule, ...] = (
         r"(?:sk-[A-Za-z0-9_-]{20,}"
         r"|gh[pousr]_[A-Za-z0-9]{36,255}"
         r"|github_pat_[A-Za-z0-9_]{22,255}"
-        r"|(?:AKIA|ASIA)[A-Z0-9]{16}"
+        r"|(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}"
         r"|xox[abeoprs]-[A-Za-z0-9-]{10,}"
+        r"|xoxe\.xox[bp]-[0-9]-[A-Za-z0-9-]{20,}"
         r"|xapp-[0-9]-[A-Za-z0-9-]{20,}"
         r"|[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"
         r"|whsec_[A-Za-z0-9+/=]{24,}"
-        r"|AIza[A-Za-z0-9_-]{35}"
+        r"|AIza[A-Za-z0-9_-]{35,45}"
         r"|ya29\.[A-Za-z0-9_-]{20,}"
         r"|GOCSPX-[A-Za-z0-9_-]{24,}"
-        r"|gl(?:pat|dt|ptt|rt|cbt|ffct|ft|imt|oas|soat|agent)-[A-Za-z0-9_-]{20,50}"
-        r"|GR1348941[A-Za-z0-9_-]{20,50}"
+        r"|gl(?:pat|dt|ptt|rt|cbt|ffct|ft|imt|oas|soat|agent)-[A-Za-z0-9_-]{20,80}"
+        r"|GR1348941[A-Za-z0-9_-]{20,80}"
+        r"|AKC[A-Za-z0-9]{10,}|AP[0-9A-F][A-Za-z0-9]{8,}"
+        r"|(?:AC|SK)[a-z0-9]{32}"
+        r"|sq0(?:atp|csp)-[A-Za-z0-9_-]{22,43}"
+        r"|EAA[A-Za-z0-9]{80,}"
+        r"|fo1_[A-Za-z0-9_-]{43}|fm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3}"
+        r"|ntn_[0-9]{11}[A-Za-z0-9]{32,}"
+        r"|sntry[su]_[A-Za-z0-9+/=_-]{40,}"
         r"|hf_[A-Za-z0-9]{30,}"
         r"|api_org_[A-Za-z0-9]{30,}"
         r"|SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"
@@ -390,9 +430,10 @@ RULES: tuple[Rule, ...] = (
         r"|(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{16,}"
         r"|(?:https?://)?discord(?:app)?\.com/api/webhooks/[0-9]{5,30}/[A-Za-z0-9_-]{20,})"
         r"(?![A-Za-z0-9_-])",
-        "sgAxrwyGhpanSdG",
+        "sgAxrwyGhpanSdGfeE",
         _valid_provider_key,
-        prefilter=("sk-", "gh[pousr]_", "github_pat_", "A(?:KIA|SIA|Iza)", "xox[abeoprs]-", "xapp-",
+        prefilter=("sk-", "gh[pousr]_", "github_pat_", "A(?:KIA|SIA|Iza|BIA|CCA|3T|KC|P[0-9A-F]|C[a-z0-9])", "SK[a-z0-9]",
+                   "xox[abeoprs][-.]", "xapp-", "sq0", "EAA", "f[om][12]", "ntn_", "sntry",
                    "[rs]k_(?:live|test)_", "whsec_", r"ya29\.", "GOCSPX-", "gl[a-z]{1,4}t?-", "GR1348941",
                    "hf_", "api_org_", r"SG\.", "pypi-Ag", "npm_", "(?:https?://)?hooks\\.slack",
                    "(?:https?://)?discord"),
@@ -408,9 +449,34 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "telegram_token",
         PiiType.API_KEY.value,
-        r"[0-9]{8,10}:AA[A-Za-z0-9_-]{32,33}(?![A-Za-z0-9_-])",
-        _DIGITS,
-        prefilter=("[0-9][0-9]{7,9}:AA",),
+        # Telegram bot tokens; Facebook app tokens ("<app id>|<secret>") share the digit-first shape.
+        r"(?:bot)?(?P<v>[0-9]{8,10}:AA[A-Za-z0-9_-]{32,33}|[0-9]{15,16}\|[A-Za-z0-9_-]{27})(?![A-Za-z0-9_-])",
+        _DIGITS + "b",
+        prefilter=("[0-9][0-9]{7,9}:AA", "bot[0-9]{8}", r"[0-9][0-9]{14,15}\|"),
+    ),
+    Rule(
+        "azure_client_secret",
+        PiiType.API_KEY.value,
+        # Entra ID (Azure AD) client secrets: 3 characters, a digit, "Q~", then 31-34 more.
+        r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
+        "",
+        needle="Q~",
+    ),
+    Rule(
+        "terraform_token",
+        PiiType.API_KEY.value,
+        r"(?<![A-Za-z0-9_-])[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}(?![A-Za-z0-9_=-])",
+        "",
+        needle=".atlasv1.",
+    ),
+    Rule(
+        "cli_user_credentials",
+        PiiType.AUTH_TOKEN.value,
+        # curl / wget style "-u user:password", "--user 'user:password'".
+        r"(?:-u|--user)(?:[ \t]+|=)[\"']?(?P<v>[^\s\"']*:[^\s\"']*)",
+        "-",
+        _valid_cli_credentials,
+        prefilter=("-u[ \t=]", "--user[ \t=]"),
     ),
     Rule(
         "url_credentials",
@@ -424,17 +490,17 @@ RULES: tuple[Rule, ...] = (
         "email",
         PiiType.EMAIL.value,
         # Not "git@github.com:org/repo.git": an scp-style host and path.
-        r"[A-Za-z0-9_%+-][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?![A-Za-z0-9-]|\.[A-Za-z0-9-]|:[A-Za-z0-9_.~-]+/)",
+        r"(?<!://)[A-Za-z0-9_%+-][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?![A-Za-z0-9-]|\.[A-Za-z0-9-]|:[A-Za-z0-9_.~-]+/)",
         _WORD + "%+-",
         _valid_email,
     ),
     Rule(
         "iban",
         PiiType.IBAN.value,
-        r"[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?" + _END,
+        r"[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?" + _END,
         "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
         _valid_iban,
-        prefilter=("[A-Z][A-Z][0-9]{2}[ ]?[A-Z0-9]{4}",),
+        prefilter=("[A-Z][A-Z][0-9]{2}[ -]?[A-Z0-9]{4}",),
     ),
     Rule(
         "crypto_wallet",
@@ -449,22 +515,23 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "credit_card",
         PiiType.CREDIT_CARD.value,
-        r"(?:[2-6][0-9]{12,18}"
+        # Not the digits of an IBAN ("DE89 3704 0044 0532 0130 00").
+        r"(?<![A-Z]{2}[0-9]{2} )(?<![A-Z][0-9]{3} )(?:[2-6][0-9]{12,18}|1[0-9]{14}"
         r"|[2-6][0-9]{3}(?: [0-9]{4}){3}(?: [0-9]{1,3})?"
         r"|[2-6][0-9]{3}(?:-[0-9]{4}){3}(?:-[0-9]{1,3})?"
         r"|3[0-9]{3} [0-9]{6} [0-9]{4,5}"
         r"|3[0-9]{3}-[0-9]{6}-[0-9]{4,5})" + _END,
-        "23456",
+        "123456",
         _valid_card,
-        prefilter=("[2-6][0-9]{3}(?:[0-9]{9}|[ -][0-9]{4})",),
+        prefilter=("[2-6][0-9]{3}(?:[0-9]{9}|[ -][0-9]{4})", "1[0-9]{14}"),
     ),
-    Rule("ssn", PiiType.SSN.value, r"[0-9]{3}-[0-9]{2}-[0-9]{4}" + _END, _DIGITS, _valid_ssn,
-         prefilter=("[0-9][0-9]{2}-[0-9]{2}-",), after="-_"),
+    Rule("ssn", PiiType.SSN.value, r"[0-9]{3}(?:-[0-9]{2}-|\.[0-9]{2}\.| [0-9]{2} )[0-9]{4}" + _END, _DIGITS, _valid_ssn_any,
+         prefilter=("[0-9][0-9]{2}[ .-][0-9]{2}[ .-]",), after="-_"),
     Rule(
         "ssn_in_context",
         PiiType.SSN.value,
         # Undashed, dotted or spaced, after the words that name it: "SSN 078051121".
-        r"(?:SSN|[Ss]sn|[Ss]ocial [Ss]ecurity(?: [Nn]umber| [Nn]o\.?| #)?)s?[ \t]*(?:[:#=]|is)?[ \t]*"
+        r"(?:SSN|[Ss]sn|[Ss]ocial [Ss]ecurity(?: [Nn]umber| [Nn]o\.?| #)?)s?[ \t]*[:#=]{0,2}[ \t]*(?:is[ \t]+)?"
         r"(?P<v>[0-9]{3}[ .-]?[0-9]{2}[ .-]?[0-9]{4})" + _END,
         "SsS",
         _valid_ssn_any,
@@ -477,9 +544,9 @@ RULES: tuple[Rule, ...] = (
         # at most 15 digits in all (so "+44 20 7946 0958 2024" stops before "2024").
         r"(?:\+[1-9](?:[ .-]?[0-9]|[ .-]?\([0-9]{1,4}\)){6,14}"
         # "00" international prefix: "0044 20 7946 0958".
-        r"|00[1-9][0-9]{0,2}(?:[ .-][0-9]{1,4}){2,6}"
+        r"|(?<![0-9][ ./-])(?<![A-Z0-9]{4} )00[1-9][0-9]{0,2}(?:[ .-][0-9]{1,4}){2,6}"
         # National trunk prefix with separators: "06 12 34 56 78", "(030) 1234-5678", "090-1234-5678".
-        r"|(?<![0-9][ ./-])(?:\(0[0-9]{1,5}\)[ ]?|0[1-9][0-9]{0,4}[ ./-])[0-9]{2,8}(?:[ .-][0-9]{2,8}){0,4}"
+        r"|(?<![0-9][ ./-])(?<![A-Z0-9]{4} )(?:\(0[0-9]{1,5}\)[ ]?|0[1-9][0-9]{0,4}[ ./-])[0-9]{2,8}(?:[ .-][0-9]{2,8}){0,4}"
         # NANP: separators (or parentheses) are required, so plain integers never match.
         r"|(?:1[ .-]?)?(?:\([2-9][0-9]{2}\)[ .-]?|[2-9][0-9]{2}[ .-])[0-9]{3}[ .-][0-9]{4})" + _END,
         _DIGITS + "+(",
@@ -499,7 +566,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ipv6",
         PiiType.IP_ADDRESS.value,
-        r"(?:[0-9A-Fa-f]{1,4}|(?=::))(?::[0-9A-Fa-f]{0,4}){2,7}(?![A-Za-z0-9_:]|\.[0-9])",
+        r"(?<![0-9A-Fa-f:]:)(?:[0-9A-Fa-f]{1,4}|(?=::))(?::[0-9A-Fa-f]{0,4}){2,7}(?![A-Za-z0-9_:]|\.[0-9])",
         _HEX + ":",
         _valid_ipv6,
         prefilter=("[0-9A-Fa-f][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}:", "::"),
@@ -544,11 +611,33 @@ RULES: tuple[Rule, ...] = (
         prefilter=("[0-9a-f][0-9a-f]{31}-us",),
     ),
     Rule(
+        "quoted_secret",
+        PiiType.API_KEY.value,
+        # A quoted value, spaces and symbols included, after a key naming a secret anywhere in it
+        # (``password_super_secure = "..."``, ``"db_pass": "..."``) -- detect-secrets' keyword idea.
+        r"[A-Za-z0-9_.-]*?(?:(?:" + "|".join(_anycase(k) for k in _QUOTED_KEYS_ANYWHERE) + r")(?![aA][rR][yY])[A-Za-z0-9_.-]*"
+        r"|(?:" + "|".join(_anycase(k) for k in _QUOTED_KEYS_AT_END) + r")[0-9]*)(?:\[[0-9]*\])?"
+        r"[\"']?[ \t]*(?:[:=!]==?|:=|=>|[:=,])?[ \t]*@?[\"'`](?P<v>[^\"'`\r\n]{1,200})[\"'`]",
+        _WORD + ".-",
+        _valid_quoted_secret,
+    ),
+    Rule(
+        "compared_secret",
+        PiiType.API_KEY.value,
+        # The literal a secret is compared with: ``if ("..." == password)``.
+        r"[\"'`](?P<v>[^\"'`\r\n]{1,200})[\"'`][ \t]*[!=]==?[ \t]*[A-Za-z0-9_.]*?(?:"
+        + "|".join(_anycase(k) for k in ("password", "passwd", "pwd", "secret", "api_key", "apikey", "private_key", "token")) + ")",
+        "",
+        _valid_quoted_secret,
+        needle=("==", "!="),
+    ),
+    Rule(
         "secret_assignment",
         PiiType.API_KEY.value,
         _possessive("[A-Za-z0-9_.-]") + r"(?=[\"']?[ \t]*[:=])"
         + "(?:" + "|".join(f"(?<={_anycase(k)})" for k in _SECRET_KEYS) + ")"
-        + r"[\"']?[ \t]*[:=]>?[ \t]*[\"']?(?P<v>[^\s\"'`,;&<>(){}\[\]]{6,})(?![^\s\"'`,;&<>(){}\[\]]|[(\[])",
+        # The value runs to a space, quote, ";" or "&", or a "," followed by a space.
+        + r"[\"']?[ \t]*(?::=|[:=]>?)[ \t]*[\"']?(?P<v>(?:[^\s\"'`,;&]|,(?=[^\s\"'`,;&])){6,})(?![^\s\"'`,;&]|,[^\s\"'`,;&])",
         _WORD + ".-",
         _valid_secret_value,
     ),
@@ -573,7 +662,7 @@ def _strip_value_group(body: str) -> str:
     return body.replace("(?P<v>", "(?:")
 
 
-_WORD_RULES = ("email", "secret_assignment", "url_credentials")
+_WORD_RULES = ("email", "secret_assignment", "url_credentials", "quoted_secret")
 """Rules that start with any word character; the combined scan reads such a word only once."""
 
 
@@ -592,6 +681,8 @@ def _combined_body(rules: Sequence[Rule]) -> str:
         tails.append("@")
     if "url_credentials" in names:
         tails.append("://")
+    if "quoted_secret" in names:
+        tails.append(r"(?:\[[0-9]*\])?[\"']?[ \t]*(?:[:=!]=?=?|=>|,)?[ \t]*@?[\"'`]")
     if "secret_assignment" in names:
         endings = sorted({k[-3:].lower() for k in _SECRET_KEYS})
         tails.append(r"(?=[\"']?[ \t]*[:=])(?<=" + "|".join(_anycase(e) for e in endings) + ")")
@@ -695,7 +786,8 @@ class PiiDetector:
         )
         scanned = [r for r in rules if not r.needle]
         self._first = _first_char_table([r if not r.needle else dataclasses.replace(r, first="") for r in rules])
-        self._needles = tuple((r.needle, self._compiled[i]) for i, r in enumerate(rules) if r.needle)
+        self._needles = tuple(((r.needle,) if isinstance(r.needle, str) else tuple(r.needle), self._compiled[i])
+                              for i, r in enumerate(rules) if r.needle)
         if scanned:
             self._head = re.compile(_combined_body(scanned), _FLAGS)  # at position 0
             self._scan = re.compile(_scan_pattern(scanned), _FLAGS)  # everywhere else
@@ -766,7 +858,7 @@ class PiiDetector:
             and self._head.match(text) is None
             and self._scan.search(text) is None  # type: ignore[union-attr]
             and not self._extra
-            and not any(needle in text for needle, _ in self._needles)
+            and not any(n in text for needles, _ in self._needles for n in needles)
         ):
             return False
         return bool(self.detect(text))
@@ -822,8 +914,8 @@ class PiiDetector:
                     break
                 pos = m.start() + 1
                 self._collect(text, pos, cands)
-        for needle, c in self._needles:
-            if needle in text:
+        for needles, c in self._needles:
+            if any(n in text for n in needles):
                 self._search_each(c, text, cands)
         if self._extra:
             self._collect_extra(text, cands)
