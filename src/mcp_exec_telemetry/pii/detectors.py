@@ -261,7 +261,12 @@ def _valid_quoted_secret(value: str) -> bool:
     return len(value) >= 4 and any(ch.isalnum() for ch in value) and not value.isdigit() and len(set(value)) > 2
 
 
+def _valid_symbolic_secret(value: str) -> bool:
+    return _valid_secret_value(value) and not value.isalpha() and "://" not in value
+
+
 def _valid_cli_credentials(value: str) -> bool:
+    value = value.replace('"', "").replace("'", "")
     user, _, password = value.partition(":")
     return len(value) >= 4 and max(len(user), len(password)) >= 3 and not value.startswith(("$", "%", "{{"))
 
@@ -334,6 +339,15 @@ _QUOTED_KEYS_AT_END = ("token", "auth", "credentials", "credential", "access_key
                        "account_key", "accountkey", "client_key")
 """Key names before a quoted secret: anywhere in the key (``my_password_sec``), or at its end (``user_auth``)."""
 
+_KEY_NAMES = _SECRET_KEYS + _QUOTED_KEYS_ANYWHERE + _QUOTED_KEYS_AT_END
+_KEY_GATES = ("pas", "pwd", "secr", "key", "tok", "auth", "cred")
+"""Every key name contains one of these: a text with none of them skips the key-name search."""
+_KEY_OFFSETS = tuple(
+    (g, tuple(sorted({k.lower().find(g) for k in _KEY_NAMES if g in k.lower()}))) for g in _KEY_GATES
+)
+"""For each gate, how far into a key name it can first occur: where the key name may start."""
+assert all(any(g in k.lower() for g in _KEY_GATES) for k in _KEY_NAMES)
+
 def _anycase(word: str) -> str:
     """``Key`` -> ``[kK][eE][yY]``: case-insensitive without a flag, so it can sit in a look-behind."""
     return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
@@ -359,13 +373,16 @@ class Rule:
     after: str = ""
     """Word characters that may still precede a match (``-`` in ``customer-123-45-6789``)."""
     needle: str | tuple[str, ...] = ""
+    anchored: bool = False
+    """The body starts with a secret's key name (``password``, ``api_key`` ...): the detector runs
+    it only where one of those names occurs, found with ``str.find`` on the lower-cased text."""
     """A literal every match contains: the rule is searched on its own where ``needle in text``
     (for values that start mid-word, such as a PEM block after a JSON ``\\n``)."""
 
     @property
     def regex(self) -> str:
         """The rule as a stand-alone regex: the body behind its start-of-word guard."""
-        if self.needle:
+        if self.needle or self.anchored:
             return "(?:" + self.body + ")"
         return _lookbehind(self.after) + "(?:" + self.body + ")"
 
@@ -396,7 +413,7 @@ RULES: tuple[Rule, ...] = (
         r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}(?:\.[A-Za-z0-9_-]*)?(?![A-Za-z0-9_-])",
         "e",
         prefilter=("eyJ",),
-        after="=:_-",
+        after="-",
     ),
     Rule(
         "provider_key",
@@ -434,17 +451,17 @@ RULES: tuple[Rule, ...] = (
         _valid_provider_key,
         prefilter=("sk-", "gh[pousr]_", "github_pat_", "A(?:KIA|SIA|Iza|BIA|CCA|3T|KC|P[0-9A-F]|C[a-z0-9])", "SK[a-z0-9]",
                    "xox[abeoprs][-.]", "xapp-", "sq0", "EAA", "f[om][12]", "ntn_", "sntry",
-                   "[rs]k_(?:live|test)_", "whsec_", r"ya29\.", "GOCSPX-", "gl[a-z]{1,4}t?-", "GR1348941",
-                   "hf_", "api_org_", r"SG\.", "pypi-Ag", "npm_", "(?:https?://)?hooks\\.slack",
-                   "(?:https?://)?discord"),
-        after="=:_-./",
+                   "rk_(?:live|test)_", "sk_(?:live|test)_", "whsec_", r"ya29\.", "GOCSPX-", "gl[a-z]{1,4}t?-", "GR1348941",
+                   "hf_", "api_org_", r"SG\.", "pypi-Ag", "npm_", "https?://hooks\\.slack", "hooks\\.slack",
+                   "https?://discord", "discord(?:app)?\\.com"),
+        after="-",
     ),
     Rule(
         "discord_token",
         PiiType.API_KEY.value,
         r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}(?![A-Za-z0-9_-])",
         "MNO",
-        prefilter=(r"[MNO][A-Za-z0-9_-]{23,25}\.",),
+        prefilter=(r"M[A-Za-z0-9_-]{23,25}\.", r"N[A-Za-z0-9_-]{23,25}\.", r"O[A-Za-z0-9_-]{23,25}\."),
     ),
     Rule(
         "telegram_token",
@@ -473,7 +490,7 @@ RULES: tuple[Rule, ...] = (
         "cli_user_credentials",
         PiiType.AUTH_TOKEN.value,
         # curl / wget style "-u user:password", "--user 'user:password'".
-        r"(?:-u|--user)(?:[ \t]+|=)[\"']?(?P<v>[^\s\"']*:[^\s\"']*)",
+        r"(?:-u|--user)(?:[ \t]+|=)(?P<v>[\"']?[^\s\"':]*[\"']?:[\"']?[^\s\"']*[\"']?)",
         "-",
         _valid_cli_credentials,
         prefilter=("-u[ \t=]", "--user[ \t=]"),
@@ -510,7 +527,7 @@ RULES: tuple[Rule, ...] = (
         r"|0x[0-9a-fA-F]{40})(?![A-Za-z0-9_])",
         "13b0",
         _valid_wallet,
-        prefilter=("[13][1-9A-HJ-NP-Za-km-z]{25}", "bc1", "0x[0-9a-fA-F]{40}"),
+        prefilter=("1[1-9A-HJ-NP-Za-km-z]{25}", "3[1-9A-HJ-NP-Za-km-z]{25}", "bc1", "0x[0-9a-fA-F]{40}"),
     ),
     Rule(
         "credit_card",
@@ -523,10 +540,10 @@ RULES: tuple[Rule, ...] = (
         r"|3[0-9]{3}-[0-9]{6}-[0-9]{4,5})" + _END,
         "123456",
         _valid_card,
-        prefilter=("[2-6][0-9]{3}(?:[0-9]{9}|[ -][0-9]{4})", "1[0-9]{14}"),
+        prefilter=("[0-9][0-9]{3}(?:[0-9]{9}|[ -][0-9]{4})",),
     ),
     Rule("ssn", PiiType.SSN.value, r"[0-9]{3}(?:-[0-9]{2}-|\.[0-9]{2}\.| [0-9]{2} )[0-9]{4}" + _END, _DIGITS, _valid_ssn_any,
-         prefilter=("[0-9][0-9]{2}[ .-][0-9]{2}[ .-]",), after="-_"),
+         prefilter=("[0-9][0-9]{2}[ .-][0-9]{2}[ .-]",), after="-"),
     Rule(
         "ssn_in_context",
         PiiType.SSN.value,
@@ -535,7 +552,7 @@ RULES: tuple[Rule, ...] = (
         r"(?P<v>[0-9]{3}[ .-]?[0-9]{2}[ .-]?[0-9]{4})" + _END,
         "SsS",
         _valid_ssn_any,
-        prefilter=("SSN", "[Ss]sn", "[Ss]ocial [Ss]ecurity"),
+        prefilter=("SSN", "Ssn", "ssn", "Social [Ss]ecurity", "social [Ss]ecurity"),
     ),
     Rule(
         "phone",
@@ -552,7 +569,7 @@ RULES: tuple[Rule, ...] = (
         _DIGITS + "+(",
         _valid_phone,
         prefilter=(r"\+[1-9]", r"\([02-9]", r"[0-9][0-9]{2}[ .-][0-9]{3}[ .-]", r"1[ .-]?(?:\(|[0-9]{3}[ .-])",
-                   r"00[1-9]", r"0[1-9][0-9]{0,4}[ ./-][0-9]{2}"),
+                   r"00[1-9]", r"0[1-9][0-9]{0,4}[ ./-][0-9]{2,8}(?![0-9A-Za-z])"),
     ),
     Rule(
         "ipv4",
@@ -569,7 +586,7 @@ RULES: tuple[Rule, ...] = (
         r"(?<![0-9A-Fa-f:]:)(?:[0-9A-Fa-f]{1,4}|(?=::))(?::[0-9A-Fa-f]{0,4}){2,7}(?![A-Za-z0-9_:]|\.[0-9])",
         _HEX + ":",
         _valid_ipv6,
-        prefilter=("[0-9A-Fa-f][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}:", "::"),
+        prefilter=("[0-9][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}:", "[A-Fa-f][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}:", "::"),
     ),
     Rule(
         "bearer",
@@ -577,7 +594,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:[Bb]earer|BEARER)[ \t]+(?P<v>[A-Za-z0-9._~+/-]{12,}=*)",
         "bB",
         _valid_bearer,
-        prefilter=(r"[Bb]earer[ \t]", r"BEARER[ \t]"),
+        prefilter=(r"Bearer[ \t]", r"bearer[ \t]", r"BEARER[ \t]"),
     ),
     Rule(
         "basic_auth",
@@ -585,7 +602,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:[Bb]asic|BASIC)[ \t]+(?P<v>[A-Za-z0-9+/]{6,}={0,2})(?![A-Za-z0-9+/=])",
         "bB",
         _valid_basic,
-        prefilter=(r"[Bb]asic[ \t]", r"BASIC[ \t]"),
+        prefilter=(r"Basic[ \t]", r"basic[ \t]", r"BASIC[ \t]"),
     ),
     Rule(
         "authorization_header",
@@ -594,7 +611,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:[Pp]roxy-)?[Aa]uthorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:[A-Za-z-]+[ \t]+)?(?P<v>[^\s\"'<>{}]+)",
         "AaPp",
         _valid_auth_header,
-        prefilter=(r"(?:[Pp]roxy-)?[Aa]uthorization",),
+        prefilter=(r"Proxy-[Aa]uthorization", r"proxy-[Aa]uthorization", r"Authorization", r"authorization"),
     ),
     Rule(
         "azure_sas",
@@ -608,18 +625,19 @@ RULES: tuple[Rule, ...] = (
         PiiType.API_KEY.value,
         r"[0-9a-f]{32}-us[0-9]{1,2}(?![A-Za-z0-9_-])",
         _HEX,
-        prefilter=("[0-9a-f][0-9a-f]{31}-us",),
+        prefilter=("[0-9][0-9a-f]{31}-us", "[a-f][0-9a-f]{31}-us"),
     ),
     Rule(
         "quoted_secret",
         PiiType.API_KEY.value,
         # A quoted value, spaces and symbols included, after a key naming a secret anywhere in it
         # (``password_super_secure = "..."``, ``"db_pass": "..."``) -- detect-secrets' keyword idea.
-        r"[A-Za-z0-9_.-]*?(?:(?:" + "|".join(_anycase(k) for k in _QUOTED_KEYS_ANYWHERE) + r")(?![aA][rR][yY])[A-Za-z0-9_.-]*"
+        r"(?:(?:" + "|".join(_anycase(k) for k in _QUOTED_KEYS_ANYWHERE) + r")(?![aA][rR][yY])[A-Za-z0-9_.-]*"
         r"|(?:" + "|".join(_anycase(k) for k in _QUOTED_KEYS_AT_END) + r")[0-9]*)(?:\[[0-9]*\])?"
         r"[\"']?[ \t]*(?:[:=!]==?|:=|=>|[:=,])?[ \t]*@?[\"'`](?P<v>[^\"'`\r\n]{1,200})[\"'`]",
-        _WORD + ".-",
+        "",
         _valid_quoted_secret,
+        anchored=True,
     ),
     Rule(
         "compared_secret",
@@ -632,14 +650,27 @@ RULES: tuple[Rule, ...] = (
         needle=("==", "!="),
     ),
     Rule(
+        "secret_word_assignment",
+        PiiType.API_KEY.value,
+        # An unquoted value after a key with "password" / "secret" / "passwd" / "_pass" inside it
+        # (``db_pass_secure := ...``, ``secrete = ...``); the value must hold a digit or a symbol,
+        # so settings such as ``password_policy=strict`` stay.
+        r"(?:" + "|".join(_anycase(k) for k in ("password", "passwd", "secret", "_pass")) + r")(?![aA][rR][yY])"
+        r"[A-Za-z0-9_]{1,16}[ \t]*(?::=|[:=]>?)[ \t]*(?P<v>(?:[^\s\"'`,;&]|,(?=[^\s\"'`,;&])){6,})(?![^\s\"'`,;&]|,[^\s\"'`,;&])",
+        "",
+        _valid_symbolic_secret,
+        anchored=True,
+    ),
+    Rule(
         "secret_assignment",
         PiiType.API_KEY.value,
-        _possessive("[A-Za-z0-9_.-]") + r"(?=[\"']?[ \t]*[:=])"
-        + "(?:" + "|".join(f"(?<={_anycase(k)})" for k in _SECRET_KEYS) + ")"
-        # The value runs to a space, quote, ";" or "&", or a "," followed by a space.
+        # ``<...key>=value`` where the key ends with a secret's name; the value runs to a space,
+        # quote, ";" or "&", or a "," followed by a space.
+        r"(?:" + "|".join(_anycase(k) for k in sorted(_SECRET_KEYS, key=len, reverse=True)) + r")"
         + r"[\"']?[ \t]*(?::=|[:=]>?)[ \t]*[\"']?(?P<v>(?:[^\s\"'`,;&]|,(?=[^\s\"'`,;&])){6,})(?![^\s\"'`,;&]|,[^\s\"'`,;&])",
-        _WORD + ".-",
+        "",
         _valid_secret_value,
+        anchored=True,
     ),
 )
 """The built-in rules, in tie-break priority order."""
@@ -662,18 +693,18 @@ def _strip_value_group(body: str) -> str:
     return body.replace("(?P<v>", "(?:")
 
 
-_WORD_RULES = ("email", "secret_assignment", "url_credentials", "quoted_secret")
+_WORD_RULES = ("email", "url_credentials")
 """Rules that start with any word character; the combined scan reads such a word only once."""
 
 
 def _combined_body(rules: Sequence[Rule]) -> str:
     """One alternation that matches wherever at least one of ``rules`` matches (a superset).
 
-    Email, ``key=value`` and ``scheme://user:password@`` all begin with a word: instead of three
-    attempts that each read it, one possessive run ``[A-Za-z0-9._%+-]++`` reads it and is
-    followed by ``@`` (email), ``://`` (a URL) or by a key ending (``...key``, ``...ret``,
-    ``...ken``, ``...ord`` ...) and ``:`` or ``=``.  The other rules contribute their literal
-    prefixes or their own bodies, which fail on the first character almost everywhere.
+    Email and ``scheme://user:password@`` both begin with a word: instead of two attempts that
+    each read it, one possessive run ``[A-Za-z0-9._%+-]++`` reads it and is followed by ``@``
+    (email) or ``://`` (a URL).  The other rules contribute their literal prefixes or their own
+    bodies, which fail on the first character almost everywhere.  Rules found by a needle or by
+    a key name (``anchored``) are not part of it.
     """
     names = {r.name for r in rules}
     tails = []
@@ -681,18 +712,42 @@ def _combined_body(rules: Sequence[Rule]) -> str:
         tails.append("@")
     if "url_credentials" in names:
         tails.append("://")
-    if "quoted_secret" in names:
-        tails.append(r"(?:\[[0-9]*\])?[\"']?[ \t]*(?:[:=!]=?=?|=>|,)?[ \t]*@?[\"'`]")
-    if "secret_assignment" in names:
-        endings = sorted({k[-3:].lower() for k in _SECRET_KEYS})
-        tails.append(r"(?=[\"']?[ \t]*[:=])(?<=" + "|".join(_anycase(e) for e in endings) + ")")
     parts = []
     if tails:
         parts.append(_possessive("[A-Za-z0-9._%+-]") + "(?:" + "|".join(tails) + ")")
-    for r in rules:
-        if r.name not in _WORD_RULES:
-            parts.extend(r.prefilter or ["(?:" + _strip_value_group(r.body) + ")"])
-    return "(?:" + "|".join(parts) + ")"
+    rest = [p for r in rules if r.name not in _WORD_RULES for p in (r.prefilter or ["(?:" + _strip_value_group(r.body) + ")"])]
+    return "(?:" + "|".join(parts + _grouped(rest)) + ")"
+
+
+_LEADING_ATOM = re.compile(r"(\\[^0-9AbBZ]|\[(?:\\.|[^\]\\])+\]|[^\\\[\](){}|?*+^$.])(?![?*+{])")
+
+
+def _grouped(alternatives: Sequence[str]) -> list[str]:
+    """``ab|ac|[0-9]x|[0-9]y`` as ``a(?:b|c)|[0-9](?:x|y)``: alternatives sharing their first atom.
+
+    The regex engine skips an alternative that starts with a literal or a character class after
+    one comparison, but it still visits every alternative at every candidate position; grouping
+    by first atom keeps that visit count small however many rules there are.
+    """
+    groups: dict[str, list[str]] = {}
+    order: list[str] = []
+    for alt in alternatives:
+        m = _LEADING_ATOM.match(alt)
+        key = m.group(1) if m else "\0" + alt  # not groupable: stays alone
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(alt[m.end():] if m else alt)
+    out = []
+    for key in order:
+        tails = groups[key]
+        if key.startswith("\0"):
+            out.append(tails[0])
+        elif len(tails) == 1:
+            out.append(key + tails[0])
+        else:
+            out.append(key + "(?:" + "|".join(tails) + ")")
+    return out
 
 
 def _scan_pattern(rules: Sequence[Rule]) -> str:
@@ -710,9 +765,9 @@ def _scan_pattern(rules: Sequence[Rule]) -> str:
     excluded = "".join(ch for ch in "_.+-" if ch not in after).replace("-", "\\-")
     lead = "[^A-Za-z0-9" + excluded + "]"
     after_class = "[" + "".join(after).replace("-", "\\-") + "]"
-    relaxed_parts = [p for r in relaxed for p in (r.prefilter or ["(?:" + _strip_value_group(r.body) + ")"])]
+    relaxed_parts = _grouped([p for r in relaxed for p in (r.prefilter or ["(?:" + _strip_value_group(r.body) + ")"])])
     return (lead + "(?:(?<!" + after_class + ")" + _combined_body(rules)
-            + "|" + "|".join(relaxed_parts) + ")")
+            + "|(?<=" + after_class + ")(?:" + "|".join(relaxed_parts) + "))")
 
 
 def resolve_overlaps(candidates: Iterable[tuple[int, int, int, str, bool]]) -> list[tuple[int, int, int, str, bool]]:
@@ -784,10 +839,12 @@ class PiiDetector:
             _Compiled(i, r.type, re.compile(r.regex, _FLAGS), "(?P<v>" in r.body, r.validate)
             for i, r in enumerate(rules)
         )
-        scanned = [r for r in rules if not r.needle]
-        self._first = _first_char_table([r if not r.needle else dataclasses.replace(r, first="") for r in rules])
+        scanned = [r for r in rules if not r.needle and not r.anchored]
+        self._first = _first_char_table([r if r in scanned else dataclasses.replace(r, first="") for r in rules])
+        self._anchored = tuple(self._compiled[i] for i, r in enumerate(rules) if r.anchored)
         self._needles = tuple(((r.needle,) if isinstance(r.needle, str) else tuple(r.needle), self._compiled[i])
                               for i, r in enumerate(rules) if r.needle)
+        self._needle_strings = tuple(n for needles, _ in self._needles for n in needles)
         if scanned:
             self._head = re.compile(_combined_body(scanned), _FLAGS)  # at position 0
             self._scan = re.compile(_scan_pattern(scanned), _FLAGS)  # everywhere else
@@ -850,18 +907,24 @@ class PiiDetector:
         return [Detection(t, s, e, text[s:e]) for s, e, _, t, ok in resolve_overlaps(cands) if ok]
 
     def contains_pii(self, text: str) -> bool:
-        """Whether ``text`` holds at least one reportable value; one regex search when it does not."""
+        """Whether ``text`` holds at least one reportable value.
+
+        When it does not, this costs one regex search, a few substring tests (needles) and, for
+        the key-name rules, one lower-casing and a few more substring tests.
+        """
         if not text:
             return False
-        if (
-            self._head is not None
-            and self._head.match(text) is None
-            and self._scan.search(text) is None  # type: ignore[union-attr]
-            and not self._extra
-            and not any(n in text for needles, _ in self._needles for n in needles)
-        ):
-            return False
-        return bool(self.detect(text))
+        if self._extra or (self._head is not None and (self._head.match(text) is not None or self._scan.search(text) is not None)):  # type: ignore[union-attr]
+            return bool(self.detect(text))
+        for needle in self._needle_strings:
+            if needle in text:
+                return bool(self.detect(text))
+        if self._anchored:
+            low = text.lower()
+            for gate in _KEY_GATES:
+                if gate in low:
+                    return bool(self.detect(text))
+        return False
 
     def scan_json(self, obj: Any) -> list[tuple[JsonPath, Detection]]:
         """Detections in every string value of a nested dict / list / tuple, with their paths.
@@ -917,9 +980,33 @@ class PiiDetector:
         for needles, c in self._needles:
             if any(n in text for n in needles):
                 self._search_each(c, text, cands)
+        if self._anchored:
+            self._collect_anchored(text, cands)
         if self._extra:
             self._collect_extra(text, cands)
         return cands
+
+    def _key_positions(self, text: str) -> list[int]:
+        """Where a secret's key name starts in ``text`` (any case): the anchored rules run there."""
+        low = text.lower() if text.isascii() else text.encode("ascii", "replace").decode("ascii").lower()
+        found: set[int] = set()
+        for gate, offsets in _KEY_OFFSETS:
+            i = low.find(gate)
+            while i >= 0:
+                found.update(i - off for off in offsets if off <= i)
+                i = low.find(gate, i + 1)
+        return sorted(found)
+
+    def _collect_anchored(self, text: str, out: list[tuple[int, int, int, str, bool]]) -> None:
+        for p in self._key_positions(text):
+            for c in self._anchored:
+                m = c.regex.match(text, p)
+                if m is None:
+                    continue
+                s, e = m.span("v") if c.has_value_group else m.span()
+                value = text[s:e]
+                if e > s and (c.validate is None or c.validate(value)):
+                    out.append((s, e, c.priority, c.type, value not in self._allow))
 
     def _search_each(self, c: _Compiled, text: str, out: list[tuple[int, int, int, str, bool]]) -> None:
         """One rule searched over the whole text (non-overlapping matches)."""
@@ -984,9 +1071,19 @@ class PiiDetector:
         single pass.
         """
         cands: list[tuple[int, int, int, str, bool]] = []
-        needled = {id(c) for _, c in self._needles}
+        needled = {id(c) for _, c in self._needles} | {id(c) for c in self._anchored}
         for _, c in self._needles:
             self._search_each(c, text, cands)
+        for c in self._anchored:  # searched at every position, not only at key names
+            pos, n = 0, len(text)
+            while pos <= n:
+                m = c.regex.search(text, pos)
+                if m is None:
+                    break
+                pos = m.start() + 1
+                s, e = m.span("v") if c.has_value_group else m.span()
+                if e > s and (c.validate is None or c.validate(text[s:e])):
+                    cands.append((s, e, c.priority, c.type, text[s:e] not in self._allow))
         for c in self._compiled:
             if id(c) in needled:
                 continue
