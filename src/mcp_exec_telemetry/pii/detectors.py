@@ -171,16 +171,22 @@ _IBAN_COUNTRIES = frozenset(
 )
 
 
-def _valid_iban(value: str) -> bool:
+def _valid_iban(value: str) -> bool | str:
     """ISO 13616: a known country code and the mod-97 check digits (what ``python-stdnum`` checks too).
 
-    The pattern may have taken one word too many (``... 8901 X``, ``... 8741 ALL CAPS``); the IBAN
-    without it counts too, and that word is redacted with it.
+    The pattern may have taken a word too many (``... 8901 X``, ``... 6763 DEBUG``): then the
+    valid IBAN without it is returned, and only that is reported.
     """
     if _iban_checks(value):
         return True
-    head, sep, _ = value.rpartition(" ")
-    return bool(sep) and _iban_checks(head)
+    head = value
+    for _ in range(2):  # only words of letters: digits would be part of the number
+        head, sep, word = head.rpartition(" ")
+        if not sep or not word.isalpha():
+            return False
+        if _iban_checks(head):
+            return head
+    return False
 
 
 def _iban_checks(value: str) -> bool:
@@ -340,13 +346,68 @@ _QUOTED_KEYS_AT_END = ("token", "auth", "credentials", "credential", "access_key
 """Key names before a quoted secret: anywhere in the key (``my_password_sec``), or at its end (``user_auth``)."""
 
 _KEY_NAMES = _SECRET_KEYS + _QUOTED_KEYS_ANYWHERE + _QUOTED_KEYS_AT_END
-_KEY_GATES = ("pas", "pwd", "secr", "key", "tok", "auth", "cred")
-"""Every key name contains one of these: a text with none of them skips the key-name search."""
-_KEY_OFFSETS = tuple(
-    (g, tuple(sorted({k.lower().find(g) for k in _KEY_NAMES if g in k.lower()}))) for g in _KEY_GATES
+_KEY_GATES = ("pass", "pwd", "cret", "key", "ken", "uth", "cred")
+"""Every key name contains one of these: a text with none of them skips the key-name search.  They
+start with letters that are rare in prose and logs (``cret`` for ``secret``, ``ken`` for
+``token``), so the literal search tries few positions."""
+_KEY_NAMES_ANYWHERE = frozenset(k.lower() for k in _QUOTED_KEYS_ANYWHERE + ("password", "passwd", "secret", "_pass"))
+"""Key names a key may continue after (``password_super_secure``); every other name ends the key."""
+_AFTER_GATE = frozenset({"==", "!="})
+"""Needles of rules that also need a key name (``"..." == password``): tested only after a gate hit."""
+_AFTER_AT = frozenset({"://"})
+"""Word literals of rules that also need an ``@`` (``scheme://user:password@host``): found after one."""
+_GATES_AT_END = frozenset(
+    g for g in _KEY_GATES
+    if all(k.lower().endswith(g) and k.lower() not in _KEY_NAMES_ANYWHERE for k in _KEY_NAMES if g in k.lower())
 )
-"""For each gate, how far into a key name it can first occur: where the key name may start."""
+"""Gates that only ever end a key name ("token", "auth"): their hits must be followed by no letter."""
+_KEY_END = frozenset("0123456789\"'` \t:=!,[@")
+"""What may follow a key name that ends its key: digits, a quote, a blank, an operator."""
+_KEY_OFFSETS = tuple(
+    (g, tuple(sorted({(k.lower().find(g), k.lower(), k.lower() in _KEY_NAMES_ANYWHERE)
+                      for k in _KEY_NAMES if g in k.lower()}))) for g in _KEY_GATES
+)
+"""For each gate, the key names holding it, how far into them it first occurs, and whether the
+key may continue after the name."""
 assert all(any(g in k.lower() for g in _KEY_GATES) for k in _KEY_NAMES)
+
+
+def _checked_end(validate: Callable[[str], Any] | None, text: str, s: int, e: int) -> int | None:
+    """The end of a candidate ``text[s:e]`` its validator accepts, or None.
+
+    A validator returns True / False, or the valid prefix of the value when the pattern took a
+    word too many (``AT43 8443 7412 1597 6763 DEBUG``: the IBAN ends before `` DEBUG``).
+    """
+    if e <= s:
+        return None
+    if validate is None:
+        return e
+    ok = validate(text[s:e])
+    if isinstance(ok, str):
+        return s + len(ok) if ok else None
+    return e if ok else None
+
+
+def _find_all(text: str, literal: str) -> list[int]:
+    out, i = [], text.find(literal)
+    while i >= 0:
+        out.append(i)
+        i = text.find(literal, i + 1)
+    return out
+
+
+def _expand_class(spec: str) -> str:
+    """``"A-Za-z0-9._%+-"`` as the characters it names (ranges expanded, a trailing ``-`` literal)."""
+    out, i = [], 0
+    while i < len(spec):
+        if i + 2 < len(spec) and spec[i + 1] == "-":
+            out.extend(chr(c) for c in range(ord(spec[i]), ord(spec[i + 2]) + 1))
+            i += 3
+        else:
+            out.append(spec[i])
+            i += 1
+    return "".join(out)
+
 
 def _anycase(word: str) -> str:
     """``Key`` -> ``[kK][eE][yY]``: case-insensitive without a flag, so it can sit in a look-behind."""
@@ -373,6 +434,10 @@ class Rule:
     after: str = ""
     """Word characters that may still precede a match (``-`` in ``customer-123-45-6789``)."""
     needle: str | tuple[str, ...] = ""
+    word_before: tuple[str, str] | None = None
+    """``(literal, characters)``: every match holds ``literal`` right after a word made of
+    ``characters`` (``@`` after an e-mail's local part): the detector finds the literal with
+    ``str.find`` and runs the rule at the start of that word, instead of at every word."""
     anchored: bool = False
     """The body starts with a secret's key name (``password``, ``api_key`` ...): the detector runs
     it only where one of those names occurs, found with ``str.find`` on the lower-cased text."""
@@ -461,7 +526,7 @@ RULES: tuple[Rule, ...] = (
         PiiType.API_KEY.value,
         r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}(?![A-Za-z0-9_-])",
         "MNO",
-        prefilter=(r"M[A-Za-z0-9_-]{23,25}\.", r"N[A-Za-z0-9_-]{23,25}\.", r"O[A-Za-z0-9_-]{23,25}\."),
+        prefilter=(r"[MNO][A-Za-z0-9_-]{23,25}\.",),
     ),
     Rule(
         "telegram_token",
@@ -484,7 +549,7 @@ RULES: tuple[Rule, ...] = (
         PiiType.API_KEY.value,
         r"(?<![A-Za-z0-9_-])[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}(?![A-Za-z0-9_=-])",
         "",
-        needle=".atlasv1.",
+        needle="lasv1.",
     ),
     Rule(
         "cli_user_credentials",
@@ -500,16 +565,18 @@ RULES: tuple[Rule, ...] = (
         PiiType.AUTH_TOKEN.value,
         # scheme://user:password@host -- whatever the host: "localhost", "db", an IP address.
         r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]{0,64}:(?P<v>[^\s@/\"'<>]{1,128})@",
-        _WORD,
+        "",
         _valid_secret_value,
+        word_before=("://", "A-Za-z0-9._%+-"),
     ),
     Rule(
         "email",
         PiiType.EMAIL.value,
         # Not "git@github.com:org/repo.git": an scp-style host and path.
         r"(?<!://)[A-Za-z0-9_%+-][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?![A-Za-z0-9-]|\.[A-Za-z0-9-]|:[A-Za-z0-9_.~-]+/)",
-        _WORD + "%+-",
+        "",
         _valid_email,
+        word_before=("@", "A-Za-z0-9._%+-"),
     ),
     Rule(
         "iban",
@@ -522,12 +589,15 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "crypto_wallet",
         PiiType.CRYPTO_WALLET.value,
-        r"(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}"
+        # Base58 addresses mix upper and lower case; hex ids ("1c7ef685...") do not.
+        r"(?:[13](?=[1-9A-HJ-NP-Za-km-z]{0,33}[a-km-z])(?=[1-9A-HJ-NP-Za-km-z]{0,33}[A-HJ-NP-Z])[1-9A-HJ-NP-Za-km-z]{25,34}"
         r"|bc1[02-9ac-hj-np-z]{11,71}"
         r"|0x[0-9a-fA-F]{40})(?![A-Za-z0-9_])",
         "13b0",
         _valid_wallet,
-        prefilter=("1[1-9A-HJ-NP-Za-km-z]{25}", "3[1-9A-HJ-NP-Za-km-z]{25}", "bc1", "0x[0-9a-fA-F]{40}"),
+        prefilter=("1(?=[1-9A-HJ-NP-Za-km-z]{0,33}[a-km-z])(?=[1-9A-HJ-NP-Za-km-z]{0,33}[A-HJ-NP-Z])[1-9A-HJ-NP-Za-km-z]{25}",
+                   "3(?=[1-9A-HJ-NP-Za-km-z]{0,33}[a-km-z])(?=[1-9A-HJ-NP-Za-km-z]{0,33}[A-HJ-NP-Z])[1-9A-HJ-NP-Za-km-z]{25}",
+                   "bc1", "0x[0-9a-fA-F]{40}"),
     ),
     Rule(
         "credit_card",
@@ -569,7 +639,7 @@ RULES: tuple[Rule, ...] = (
         _DIGITS + "+(",
         _valid_phone,
         prefilter=(r"\+[1-9]", r"\([02-9]", r"[0-9][0-9]{2}[ .-][0-9]{3}[ .-]", r"1[ .-]?(?:\(|[0-9]{3}[ .-])",
-                   r"00[1-9]", r"0[1-9][0-9]{0,4}[ ./-][0-9]{2,8}(?![0-9A-Za-z])"),
+                   r"00[1-9][0-9]{0,2}[ .-][0-9]", r"0[1-9][0-9]{0,4}[ ./-][0-9]{2,8}(?![0-9A-Za-z])"),
     ),
     Rule(
         "ipv4",
@@ -693,30 +763,18 @@ def _strip_value_group(body: str) -> str:
     return body.replace("(?P<v>", "(?:")
 
 
-_WORD_RULES = ("email", "url_credentials")
-"""Rules that start with any word character; the combined scan reads such a word only once."""
 
 
 def _combined_body(rules: Sequence[Rule]) -> str:
     """One alternation that matches wherever at least one of ``rules`` matches (a superset).
 
-    Email and ``scheme://user:password@`` both begin with a word: instead of two attempts that
-    each read it, one possessive run ``[A-Za-z0-9._%+-]++`` reads it and is followed by ``@``
-    (email) or ``://`` (a URL).  The other rules contribute their literal prefixes or their own
-    bodies, which fail on the first character almost everywhere.  Rules found by a needle or by
-    a key name (``anchored``) are not part of it.
+    The rules contribute their literal prefixes or their own bodies, grouped by first atom, so
+    they fail on the first character almost everywhere.  Rules that start with any word (e-mail,
+    credential URLs), found by a needle or by a key name are not part of it: reading every word
+    for them would cost more than finding their literal (``@``, ``://`` ...) with ``str.find``.
     """
-    names = {r.name for r in rules}
-    tails = []
-    if "email" in names:
-        tails.append("@")
-    if "url_credentials" in names:
-        tails.append("://")
-    parts = []
-    if tails:
-        parts.append(_possessive("[A-Za-z0-9._%+-]") + "(?:" + "|".join(tails) + ")")
-    rest = [p for r in rules if r.name not in _WORD_RULES for p in (r.prefilter or ["(?:" + _strip_value_group(r.body) + ")"])]
-    return "(?:" + "|".join(parts + _grouped(rest)) + ")"
+    rest = [p for r in rules for p in (r.prefilter or ["(?:" + _strip_value_group(r.body) + ")"])]
+    return "(?:" + "|".join(_grouped(rest)) + ")"
 
 
 _LEADING_ATOM = re.compile(r"(\\[^0-9AbBZ]|\[(?:\\.|[^\]\\])+\]|[^\\\[\](){}|?*+^$.])(?![?*+{])")
@@ -759,14 +817,18 @@ def _scan_pattern(rules: Sequence[Rule]) -> str:
     engine still skips non-candidates in C.
     """
     after = sorted({ch for r in rules for ch in r.after if ch in "_.+-"})
+    # Most separators are followed by a character no rule starts with (a space, a quote, "{"):
+    # one class test there skips trying every alternative.
+    firsts = "".join(sorted({ch for r in rules for ch in r.first}))
+    ahead = "(?=[" + re.sub(r"([\\\]\[^-])", r"\\\1", firsts) + "])" if firsts else ""
     if not after:
-        return _SEPARATOR + _combined_body(rules)
+        return _SEPARATOR + ahead + _combined_body(rules)
     relaxed = [r for r in rules if set(r.after) & set(after)]
     excluded = "".join(ch for ch in "_.+-" if ch not in after).replace("-", "\\-")
     lead = "[^A-Za-z0-9" + excluded + "]"
     after_class = "[" + "".join(after).replace("-", "\\-") + "]"
     relaxed_parts = _grouped([p for r in relaxed for p in (r.prefilter or ["(?:" + _strip_value_group(r.body) + ")"])])
-    return (lead + "(?:(?<!" + after_class + ")" + _combined_body(rules)
+    return (lead + ahead + "(?:(?<!" + after_class + ")" + _combined_body(rules)
             + "|(?<=" + after_class + ")(?:" + "|".join(relaxed_parts) + "))")
 
 
@@ -839,12 +901,22 @@ class PiiDetector:
             _Compiled(i, r.type, re.compile(r.regex, _FLAGS), "(?P<v>" in r.body, r.validate)
             for i, r in enumerate(rules)
         )
-        scanned = [r for r in rules if not r.needle and not r.anchored]
+        scanned = [r for r in rules if not r.needle and not r.anchored and not r.word_before]
         self._first = _first_char_table([r if r in scanned else dataclasses.replace(r, first="") for r in rules])
         self._anchored = tuple(self._compiled[i] for i, r in enumerate(rules) if r.anchored)
+        self._worded = tuple((r.word_before[0], frozenset(_expand_class(r.word_before[1])), self._compiled[i])
+                             for i, r in enumerate(rules) if r.word_before)
         self._needles = tuple(((r.needle,) if isinstance(r.needle, str) else tuple(r.needle), self._compiled[i])
                               for i, r in enumerate(rules) if r.needle)
         self._needle_strings = tuple(n for needles, _ in self._needles for n in needles)
+        literals = {n.lower() for n in self._needle_strings} - _AFTER_GATE | {lit for lit, _, _ in self._worded} - _AFTER_AT
+        if self._anchored:
+            literals |= set(_KEY_GATES)
+        # Longest first, so "private key" is one hit and not a "key" hit inside it.  A gate that
+        # only ever ends a key name must end a word too ("token", not the "token" in "max_tokens").
+        self._literals = re.compile("|".join(
+            re.escape(x) + ("(?![a-z_])" if x in _GATES_AT_END else "") for x in sorted(literals, key=len, reverse=True)
+        )) if literals else None
         if scanned:
             self._head = re.compile(_combined_body(scanned), _FLAGS)  # at position 0
             self._scan = re.compile(_scan_pattern(scanned), _FLAGS)  # everywhere else
@@ -909,22 +981,22 @@ class PiiDetector:
     def contains_pii(self, text: str) -> bool:
         """Whether ``text`` holds at least one reportable value.
 
-        When it does not, this costs one regex search, a few substring tests (needles) and, for
-        the key-name rules, one lower-casing and a few more substring tests.
+        When it does not, this costs the combined scan and one literal search of the lower-cased
+        text (needles, ``@`` / ``://``, key names); the rules behind them run only where those occur.
         """
         if not text:
             return False
         if self._extra or (self._head is not None and (self._head.match(text) is not None or self._scan.search(text) is not None)):  # type: ignore[union-attr]
             return bool(self.detect(text))
-        for needle in self._needle_strings:
-            if needle in text:
-                return bool(self.detect(text))
-        if self._anchored:
-            low = text.lower()
-            for gate in _KEY_GATES:
-                if gate in low:
-                    return bool(self.detect(text))
-        return False
+        # Nothing for the combined scan: only the needle, word and key-name rules can still report.
+        if self._literals is None:
+            return False
+        hits = self._literal_hits(text)
+        if not hits:
+            return False
+        cands: list[tuple[int, int, int, str, bool]] = []
+        self._collect_literal_rules(text, hits, cands)
+        return any(c[4] for c in cands) and bool(self.detect(text))
 
     def scan_json(self, obj: Any) -> list[tuple[JsonPath, Detection]]:
         """Detections in every string value of a nested dict / list / tuple, with their paths.
@@ -977,57 +1049,85 @@ class PiiDetector:
                     break
                 pos = m.start() + 1
                 self._collect(text, pos, cands)
-        for needles, c in self._needles:
-            if any(n in text for n in needles):
-                self._search_each(c, text, cands)
-        if self._anchored:
-            self._collect_anchored(text, cands)
+        if self._literals is not None:
+            self._collect_literal_rules(text, self._literal_hits(text), cands)
         if self._extra:
             self._collect_extra(text, cands)
         return cands
 
-    def _key_positions(self, text: str) -> list[int]:
-        """Where a secret's key name starts in ``text`` (any case): the anchored rules run there."""
-        low = text.lower() if text.isascii() else text.encode("ascii", "replace").decode("ascii").lower()
-        found: set[int] = set()
-        for gate, offsets in _KEY_OFFSETS:
-            i = low.find(gate)
-            while i >= 0:
-                found.update(i - off for off in offsets if off <= i)
-                i = low.find(gate, i + 1)
-        return sorted(found)
+    def _literal_hits(self, text: str) -> dict[str, list[int]]:
+        """Where the needles, the word literals and the key-name gates occur (any case), in one pass.
 
-    def _collect_anchored(self, text: str, out: list[tuple[int, int, int, str, bool]]) -> None:
-        for p in self._key_positions(text):
-            for c in self._anchored:
-                m = c.regex.match(text, p)
-                if m is None:
-                    continue
-                s, e = m.span("v") if c.has_value_group else m.span()
-                value = text[s:e]
-                if e > s and (c.validate is None or c.validate(value)):
-                    out.append((s, e, c.priority, c.type, value not in self._allow))
+        The pass is one search of a literal alternation over the lower-cased text, which the regex
+        engine runs with a first-character filter: one pass instead of one substring test each.
+        """
+        low = text.lower() if text.isascii() else text.encode("ascii", "replace").decode("ascii").lower()
+        hits: dict[str, list[int]] = {}
+        for m in self._literals.finditer(low):  # type: ignore[union-attr]
+            hits.setdefault(m.group(), []).append(m.start())
+        if "private key" in hits:  # the "key" inside it is a key-name gate too
+            hits.setdefault("key", []).extend(i + 8 for i in hits["private key"])
+        return hits
+
+    def _collect_literal_rules(self, text: str, hits: dict[str, list[int]], out: list[tuple[int, int, int, str, bool]]) -> None:
+        if not hits:
+            return
+        gated = any(g in hits for g in _KEY_GATES)
+        for needles, c in self._needles:
+            if any(n.lower() in hits or (gated and n in _AFTER_GATE and n in text) for n in needles):
+                self._search_each(c, text, out)
+        for literal, chars, c in self._worded:
+            if literal in _AFTER_AT:
+                positions: Any = _find_all(text, literal) if "@" in hits else ()
+            else:
+                positions = hits.get(literal, ())
+            for i in positions:
+                j = i
+                while j > 0 and text[j - 1] in chars:
+                    j -= 1
+                self._match_at(c, text, j, out)
+        if self._anchored:
+            low = None
+            found: set[int] = set()
+            for gate, names in _KEY_OFFSETS:
+                for i in hits.get(gate, ()):
+                    if low is None:
+                        low = text.lower() if text.isascii() else text.encode("ascii", "replace").decode("ascii").lower()
+                    for off, name, anywhere in names:
+                        p = i - off
+                        if p >= 0 and low.startswith(name, p):
+                            end = p + len(name)
+                            # "max_tokens=" holds "token" but does not end with it: no rule can match
+                            if anywhere or end >= len(low) or low[end] in _KEY_END:
+                                found.add(p)
+            for p in sorted(found):
+                for c in self._anchored:
+                    self._match_at(c, text, p, out)
+
+    def _add(self, c: _Compiled, m: re.Match[str], text: str, out: list[tuple[int, int, int, str, bool]]) -> None:
+        """The candidate a rule's match yields, once its validator accepts it (perhaps shortened)."""
+        s, e = m.span("v") if c.has_value_group else m.span()
+        e = _checked_end(c.validate, text, s, e)
+        if e is not None:
+            out.append((s, e, c.priority, c.type, text[s:e] not in self._allow))
+
+    def _match_at(self, c: _Compiled, text: str, p: int, out: list[tuple[int, int, int, str, bool]]) -> None:
+        m = c.regex.match(text, p)
+        if m is not None:
+            self._add(c, m, text, out)
 
     def _search_each(self, c: _Compiled, text: str, out: list[tuple[int, int, int, str, bool]]) -> None:
         """One rule searched over the whole text (non-overlapping matches)."""
         for m in c.regex.finditer(text):
-            s, e = m.span("v") if c.has_value_group else m.span()
-            value = text[s:e]
-            if e > s and (c.validate is None or c.validate(value)):
-                out.append((s, e, c.priority, c.type, value not in self._allow))
+            self._add(c, m, text, out)
 
     def _collect(self, text: str, p: int, out: list[tuple[int, int, int, str, bool]]) -> None:
         """Run, anchored at ``p``, every rule that can start with the character found there."""
         for i in self._first.get(text[p], ()):
             c = self._compiled[i]
             m = c.regex.match(text, p)
-            if m is None:
-                continue
-            s, e = m.span("v") if c.has_value_group else m.span()
-            value = text[s:e]
-            if c.validate is not None and not c.validate(value):
-                continue
-            out.append((s, e, c.priority, c.type, value not in self._allow))
+            if m is not None:
+                self._add(c, m, text, out)
 
     def _collect_extra(self, text: str, out: list[tuple[int, int, int, str, bool]]) -> None:
         if self._extra_scan is not None:
@@ -1071,7 +1171,7 @@ class PiiDetector:
         single pass.
         """
         cands: list[tuple[int, int, int, str, bool]] = []
-        needled = {id(c) for _, c in self._needles} | {id(c) for c in self._anchored}
+        needled = {id(c) for _, c in self._needles} | {id(c) for c in self._anchored}  # searched below
         for _, c in self._needles:
             self._search_each(c, text, cands)
         for c in self._anchored:  # searched at every position, not only at key names
@@ -1081,9 +1181,7 @@ class PiiDetector:
                 if m is None:
                     break
                 pos = m.start() + 1
-                s, e = m.span("v") if c.has_value_group else m.span()
-                if e > s and (c.validate is None or c.validate(text[s:e])):
-                    cands.append((s, e, c.priority, c.type, text[s:e] not in self._allow))
+                self._add(c, m, text, cands)
         for c in self._compiled:
             if id(c) in needled:
                 continue
@@ -1093,10 +1191,7 @@ class PiiDetector:
                 if m is None:
                     break
                 pos = m.start() + 1
-                s, e = m.span("v") if c.has_value_group else m.span()
-                value = text[s:e]
-                if c.validate is None or c.validate(value):
-                    cands.append((s, e, c.priority, c.type, value not in self._allow))
+                self._add(c, m, text, cands)
         if self._extra:
             self._search_each_extra(text, cands)
         return cands
