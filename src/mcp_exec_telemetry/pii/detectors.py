@@ -638,7 +638,7 @@ RULES: tuple[Rule, ...] = (
         r"|(?:1[ .-]?)?(?:\([2-9][0-9]{2}\)[ .-]?|[2-9][0-9]{2}[ .-])[0-9]{3}[ .-][0-9]{4})" + _END,
         _DIGITS + "+(",
         _valid_phone,
-        prefilter=(r"\+[1-9]", r"\([02-9]", r"[0-9][0-9]{2}[ .-][0-9]{3}[ .-]", r"1[ .-]?(?:\(|[0-9]{3}[ .-])",
+        prefilter=(r"\+[1-9]", r"\([02-9]", r"[0-9][0-9]{2}[ .-][0-9]{3}[ .-]", r"1[ .-]?(?:\([2-9]|[2-9][0-9]{2}[ .-][0-9]{3}[ .-])",
                    r"00[1-9][0-9]{0,2}[ .-][0-9]", r"0[1-9][0-9]{0,4}[ ./-][0-9]{2,8}(?![0-9A-Za-z])"),
     ),
     Rule(
@@ -986,17 +986,30 @@ class PiiDetector:
         """
         if not text:
             return False
-        if self._extra or (self._head is not None and (self._head.match(text) is not None or self._scan.search(text) is not None)):  # type: ignore[union-attr]
+        if self._extra or self._allow:
             return bool(self.detect(text))
+        if self._head is not None:
+            # Reportable candidates are reported whatever they overlap (no allow-listed value can
+            # hide them), so the first one answers; the scan goes on from where it hit.
+            cands: list[tuple[int, int, int, str, bool]] = []
+            if self._head.match(text) is not None:
+                self._collect(text, 0, cands)
+                if cands:
+                    return True
+            search = self._scan.search  # type: ignore[union-attr]
+            m = search(text)
+            while m is not None:
+                self._collect(text, m.start() + 1, cands)
+                if cands:
+                    return True
+                m = search(text, m.start() + 1)
         # Nothing for the combined scan: only the needle, word and key-name rules can still report.
-        if self._literals is None:
+        literals = self._literals
+        if literals is None or literals.search(text.lower()) is None:
             return False
-        hits = self._literal_hits(text)
-        if not hits:
-            return False
-        cands: list[tuple[int, int, int, str, bool]] = []
-        self._collect_literal_rules(text, hits, cands)
-        return any(c[4] for c in cands) and bool(self.detect(text))
+        cands = []
+        self._collect_literal_rules(text, self._literal_hits(text), cands)
+        return bool(cands)
 
     def scan_json(self, obj: Any) -> list[tuple[JsonPath, Detection]]:
         """Detections in every string value of a nested dict / list / tuple, with their paths.
