@@ -12,8 +12,11 @@ How each tool is run (its defaults, as a new user would):
 * ours -- ``mcp_exec_telemetry.pii.Scrubber().scrub(text)``;
 * Logfire -- ``logfire._internal.scrubbing.Scrubber(patterns=None).scrub_value(("attributes",), {"value": text})``:
   the text under a neutral key, so only what Logfire finds *in the value* counts;
-* detect-secrets -- ``scan_line(text)`` with its default plugins; every reported
-  ``secret_value`` is cut out of the text (it reports, it does not redact);
+* detect-secrets -- ``SecretsCollection().scan_file(...)`` with its default settings (plugins and
+  filters, as ``detect-secrets scan`` runs) over a file holding every text, one after another;
+  every reported ``secret_value`` is cut out of every text that holds it (it reports, it does
+  not redact).  A second column runs ``scan_line(line)``, its ad-hoc mode (``detect-secrets
+  scan --string``), which skips the filters and flags nearly every token;
 * scrubadub -- ``scrubadub.clean(text)`` with its default detectors.
 
 The peers are not dependencies of the package: install them in a scratch environment and run this
@@ -62,13 +65,48 @@ def logfire_scrubber() -> Tool:
 
 
 def detect_secrets_scan() -> Tool:
+    from detect_secrets import SecretsCollection
+    from detect_secrets.settings import default_settings
+
+    def batch(texts: Sequence[str]) -> list[str]:
+        import os
+        import tempfile
+
+        lines = [line for text in texts for line in (text.splitlines() or [""])]
+        fd, path = tempfile.mkstemp(suffix=".txt")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            collection = SecretsCollection()
+            with default_settings():
+                collection.scan_file(path)
+            # A collection keeps each secret once per file: cut every value it found out of
+            # every text that holds it.
+            found = {secret.secret_value for _, secret in collection if secret.secret_value}
+        finally:
+            os.unlink(path)
+        ordered = sorted(found, key=len, reverse=True)
+        out = []
+        for text in texts:
+            for value in ordered:
+                if value in text:
+                    text = text.replace(value, "[SECRET]")
+            out.append(text)
+        return out
+
+    run = lambda text: batch([text])[0]  # noqa: E731
+    run.batch = batch  # type: ignore[attr-defined]
+    return run
+
+
+def detect_secrets_adhoc() -> Tool:
     from detect_secrets.core.scan import scan_line
     from detect_secrets.settings import default_settings
 
     def run(text: str) -> str:
         with default_settings():
-            found = [s.secret_value for line in text.splitlines() or [text] for s in scan_line(line) if s.secret_value]
-        for value in sorted(set(found), key=len, reverse=True):
+            found = {s.secret_value for line in text.splitlines() or [text] for s in scan_line(line) if s.secret_value}
+        for value in sorted(found, key=len, reverse=True):
             text = text.replace(value, "[SECRET]")
         return text
 
@@ -86,32 +124,33 @@ TOOLS: dict[str, Callable[[], Tool]] = {
     "ours": ours,
     "Logfire": logfire_scrubber,
     "detect-secrets": detect_secrets_scan,
+    "detect-secrets scan_line": detect_secrets_adhoc,
     "scrubadub": scrubadub_clean,
 }
 
 
+def _outputs(tool: Tool, texts: Sequence[str]) -> list[str]:
+    batch = getattr(tool, "batch", None)
+    if batch is not None:
+        return batch(texts)
+    out = []
+    for text in texts:
+        try:
+            out.append(tool(text))
+        except Exception:
+            out.append(text)  # a tool that fails on an input leaves it as it was
+    return out
+
+
 def evaluate(tool: Tool, sens: Sequence[Entry], cln: Sequence[Entry]) -> dict[str, object]:
-    leaked: dict[str, int] = Counter()
-    errors = 0
     t0 = time.perf_counter()
-    for e in sens:
-        try:
-            out = tool(e.text)
-        except Exception:
-            errors += 1
-            out = e.text
-        if e.value in out:
-            leaked[e.kind] += 1
-    altered: dict[str, int] = Counter()
-    for e in cln:
-        try:
-            out = tool(e.text)
-        except Exception:
-            errors += 1
-            out = e.text
-        if out != e.text:
-            altered[e.kind] += 1
-    return {"leaked": leaked, "altered": altered, "errors": errors, "seconds": time.perf_counter() - t0}
+    outs = _outputs(tool, [e.text for e in sens])
+    clean_outs = _outputs(tool, [e.text for e in cln])
+    seconds = time.perf_counter() - t0
+    leaked_ids = {id(e) for e, out in zip(sens, outs) if e.value in out}
+    leaked = Counter(e.kind for e in sens if id(e) in leaked_ids)
+    altered = Counter(e.kind for e, out in zip(cln, clean_outs) if out != e.text)
+    return {"leaked": leaked, "leaked_ids": leaked_ids, "altered": altered, "seconds": seconds}
 
 
 def _pct(n: int, d: int) -> str:
@@ -176,18 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError as exc:
             print(f"{name}: not installed ({exc}); skipped", file=sys.stderr)
             continue
-        res = evaluate(tool, sens, cln)
-        res["leaked_ids"] = {id(e) for e in sens if e.value in _safe(tool, e.text)}
-        results[name] = res
+        results[name] = evaluate(tool, sens, cln)
     print(report(results, sens, cln))
     return 0
-
-
-def _safe(tool: Tool, text: str) -> str:
-    try:
-        return tool(text)
-    except Exception:
-        return text
 
 
 if __name__ == "__main__":
