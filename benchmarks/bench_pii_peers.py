@@ -185,11 +185,12 @@ def report(results: dict[str, dict[str, object]], sens: Sequence[Entry], cln: Se
     row("seconds for the corpus", lambda r: f"{r['seconds']:.2f}")
     lines += ["", "Caught by kind (values caught / values):", "",
               "| kind | tier | n | " + " | ".join(names) + " |", "| --- | --- | ---: |" + " ---: |" * len(names)]
-    for kind in sorted(kinds, key=lambda k: (kinds[k][0].tier, k)):
+    for kind in sorted(kinds, key=lambda k: (min(e.tier for e in kinds[k]), k)):
         es = kinds[kind]
         n = len(es)
         cells = [f"{n - results[name]['leaked'].get(kind, 0)}" for name in names]  # type: ignore[union-attr]
-        lines.append(f"| {kind} | {es[0].tier} | {n} | " + " | ".join(cells) + " |")
+        tier = "/".join(sorted({e.tier for e in es}))
+        lines.append(f"| {kind} | {tier} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "Clean values altered, by kind (only kinds where some tool altered one):", "",
               "| kind | n | " + " | ".join(names) + " |", "| --- | ---: |" + " ---: |" * len(names)]
     for kind in sorted(clean_kinds):

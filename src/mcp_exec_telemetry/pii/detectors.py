@@ -986,6 +986,16 @@ class PiiDetector:
         """
         if not text:
             return False
+        head, literals = self._head, self._literals
+        if (
+            head is not None
+            and literals is not None
+            and head.match(text) is None
+            and self._scan.search(text) is None  # type: ignore[union-attr]
+            and literals.search(text.lower()) is None
+            and not self._extra
+        ):
+            return False  # the common case: one scan, one literal search
         if self._extra or self._allow:
             return bool(self.detect(text))
         if self._head is not None:
