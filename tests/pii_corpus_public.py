@@ -38,7 +38,7 @@ ALNUM = string.ascii_letters + string.digits
 HEX = "0123456789abcdef"
 PUBLIC_JSON = Path(__file__).parent / "corpora" / "public_corpus.json"
 
-_NOBODYS = ("::", "::1", "::ffff:127.0.0.1", "::ffff:0.0.0.0", "::1/128", "::/0", "fe80::/10")
+_NOBODYS = ("::", "::1", "::ffff:127.0.0.1", "::ffff:0.0.0.0", "::ffff:192.0.2.1", "::1/128", "::/128", "::/0", "fe80::/10")
 _NOBODYS_PREFIXES = ("192.0.2.", "198.51.100.", "203.0.113.", "127.", "0.0.0.0", "2001:db8:1::192.0.2", "64:ff9b::192.0.2", "64:ff9b::198.51.100")
 """Presidio positives that are loopback, unspecified or documentation addresses: nobody's address,
 which the clean corpus keeps (``127.0.0.1:4317`` must stay readable)."""
