@@ -92,3 +92,28 @@ def test_keyword_is_on_the_span_and_never_a_metric_attribute(telemetry_capture):
         for p in telemetry_capture.metric_points(name):
             assert "jane@example.com" not in repr(dict(p.attributes))
             assert set(p.attributes) <= {"detail_level", "outcome", "error.type"}
+
+
+@pytest.mark.parametrize(
+    "act",
+    [
+        pytest.param(lambda tel: tel.discovery.end_search(), id="tool call (end_search)"),
+        pytest.param(lambda tel: tel.execution.record("python3", 5.0, "success", 0), id="execution"),
+        pytest.param(lambda tel: tel.sdk.record(4.0, 3, 1200), id="sdk generation"),
+        pytest.param(lambda tel: tel.filtering.record("filter", 10_000, 500, 1.0), id="filter"),
+        pytest.param(lambda tel: tel.skills.record("report", 3.0, True), id="skill run"),
+    ],
+)
+def test_a_query_is_continued_only_when_the_next_step_is_another_query(telemetry_capture, act):
+    tel = telemetry_capture.telemetry
+    for _ in range(3):  # search, act on it: three hits
+        with tel.discovery.search("orders") as q:
+            q.set_results(2)
+        act(tel)
+        act(tel)
+    with tel.discovery.search("orders") as q:  # searched again straight away: continued
+        q.set_results(2)
+    with tel.discovery.search("invoices") as q:
+        q.set_results(1)
+    d = tel.get_discovery_metrics()
+    assert (d.total_queries, d.continued_queries, d.hit_rate) == (5, 1, 0.8)

@@ -1,37 +1,35 @@
-"""MCP SDK tracing against a real MCPServer (the SDK's FastMCP) spoken to over stdio."""
+"""MCP SDK tracing against our demo server (MCPServer on mcp 2.x, FastMCP on mcp 1.x) over stdio
+and streamable HTTP: every request's client and server span, attributes, errors, metrics, discovery.
+
+The same file runs in both environments .ci/run sets up (mcp 2.x and mcp 1.x).
+"""
 
 from __future__ import annotations
 
-import sys
+import re
 import tempfile
-from typing import Any, AsyncIterator, Callable
+import warnings
+from typing import Any, Callable
 
 import anyio
 import pytest
 
 pytest.importorskip("mcp")
 
-from contextlib import asynccontextmanager
-
-from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp import ClientSession
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from mcp_exec_telemetry.integrations.executor import CodeExecutor
 from mcp_exec_telemetry.integrations.mcp import MCP_DURATION_BUCKETS_S, ToolBridge, instrument_mcp, is_instrumented, uninstrument_mcp
 from mcp_exec_telemetry.integrations.sdkgen import SdkGenerator
 from mcp_exec_telemetry.testing import capture
+from tests.mcp_support import DEMO, MCP_MAJOR, HttpServer, by_request_id, client_spans, http_session, points, server_env, stdio_session
 from tests.servers.otlp import OtlpReceiver
 
-SERVER = ["-m", "mcp_exec_telemetry.integrations.demo_server"]
-
-
-@asynccontextmanager
-async def connected(env: dict[str, str] | None = None) -> AsyncIterator[ClientSession]:
-    params = StdioServerParameters(command=sys.executable, args=SERVER, env=env)
-    async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as session:
-            await session.initialize()
-            yield session
 
 
 def run(fn: Callable[[], Any]) -> Any:
@@ -44,76 +42,267 @@ def _uninstrument() -> Any:
     uninstrument_mcp()
 
 
-def mcp_points(cap: Any, name: str) -> list[Any]:
-    data = cap.telemetry.metrics_data()
-    return [p for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics if m.name == name for p in m.data.data_points]
+async def every_method(session: ClientSession) -> None:
+    """One request of each kind the demo server serves, two tool outcomes and two JSON-RPC errors."""
+    await session.send_ping()
+    await session.list_tools()
+    await session.call_tool("get_weather", {"city": "Paris"})
+    assert is_error(await session.call_tool("flaky_lookup", {"key": "zeta"}))
+    await session.list_prompts()
+    await session.get_prompt("summarize_customer", {"customer_id": "C0001"})
+    await session.list_resources()
+    await session.read_resource("demo://readme")  # type: ignore[arg-type]
+    with pytest.raises(Exception, match="Unknown resource"):
+        await session.read_resource("demo://missing")  # type: ignore[arg-type]
+    with pytest.raises(Exception, match="Method not found"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecated in the 2026-07-28 revision, still sent
+        await session.set_logging_level("info")
 
 
-def test_call_tool_is_a_client_span_with_the_semantic_convention_attributes() -> None:
+EXPECTED = [  # (span name, mcp.method.name, error.type)
+    ("initialize", "initialize", None),
+    ("ping", "ping", None),
+    ("tools/list", "tools/list", None),
+    ("tools/call get_weather", "tools/call", None),
+    ("tools/call flaky_lookup", "tools/call", "tool_error"),
+    ("prompts/list", "prompts/list", None),
+    ("prompts/get summarize_customer", "prompts/get", None),
+    ("resources/list", "resources/list", None),
+    ("resources/read", "resources/read", None),
+    ("resources/read", "resources/read", "-32602" if MCP_MAJOR >= 2 else "0"),
+    ("logging/setLevel", "logging/setLevel", "-32601"),
+]
+
+
+def is_error(result: Any) -> bool:
+    return bool(getattr(result, "is_error", None) or getattr(result, "isError", None))
+
+
+def test_every_request_the_client_sends_is_one_client_span_and_one_duration_record() -> None:
     with capture() as cap:
         instrument_mcp(cap.telemetry)
 
         async def scenario() -> None:
-            async with connected() as session:
-                tools = await session.list_tools()
-                assert [t.name for t in tools.tools] == ["list_customers", "get_orders", "get_weather", "flaky_lookup"]
-                ok = await session.call_tool("get_weather", {"city": "Paris"})
-                assert ok.structured_content == {"city": "Paris", "temperature_c": 21, "conditions": "clear"}
-                failed = await session.call_tool("flaky_lookup", {"key": "zeta"})
-                assert failed.is_error is True
+            async with stdio_session(DEMO) as session:
+                await every_method(session)
 
         run(scenario)
-        weather, lookup = cap.spans("tools/call get_weather")[0], cap.spans("tools/call flaky_lookup")[0]
-        session_id = weather.attributes["mcp.session.id"]
-        assert weather.kind == SpanKind.CLIENT
-        assert dict(weather.attributes) == {
-            "mcp.method.name": "tools/call",
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": "get_weather",
-            "network.transport": "pipe",
-            "mcp.session.id": session_id,
-        }
-        assert weather.status.status_code == StatusCode.UNSET
-        assert lookup.attributes["error.type"] == "tool_error"
-        assert lookup.attributes["mcp.session.id"] == session_id
-        assert lookup.status.status_code == StatusCode.ERROR
+        requests = [s for s in client_spans(cap) if "jsonrpc.request.id" in s.attributes]
+        notes = [s for s in client_spans(cap) if "jsonrpc.request.id" not in s.attributes]
+        got = [(s.name, s.attributes["mcp.method.name"], s.attributes.get("error.type")) for s in requests]
+        assert got == EXPECTED
+        protocol = requests[0].attributes["mcp.protocol.version"]  # negotiated: the newest both SDKs speak
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", protocol)
+        ids = [int(s.attributes["jsonrpc.request.id"]) for s in requests]
+        assert ids == list(range(ids[0], ids[0] + len(ids)))  # the ids on the wire, in order
+        for span in requests:
+            assert span.kind == SpanKind.CLIENT
+            assert span.attributes["network.transport"] == "pipe"
+            assert span.attributes["mcp.protocol.version"] == protocol
+            assert "mcp.session.id" not in span.attributes  # stdio has no MCP session id
+            assert (span.status.status_code == StatusCode.ERROR) == ("error.type" in span.attributes)
+        # notifications/initialized is a notification: a span, no request id
+        assert [s.name for s in notes] == ["notifications/initialized"]
+        weather = cap.spans("tools/call get_weather")[0]
+        assert weather.attributes["gen_ai.tool.name"] == "get_weather"
+        assert weather.attributes["gen_ai.operation.name"] == "execute_tool"
+        assert cap.spans("prompts/get summarize_customer")[0].attributes["gen_ai.prompt.name"] == "summarize_customer"
+        read_ok, read_missing = cap.spans("resources/read")
+        assert read_ok.attributes["mcp.resource.uri"] == "demo://readme"
+        assert read_missing.attributes["mcp.resource.uri"] == "demo://missing"
+        # A JSON-RPC error: the code is error.type and rpc.response.status_code, the message is the status.
+        assert read_missing.attributes["rpc.response.status_code"] == read_missing.attributes["error.type"]
+        assert read_missing.status.description == "Unknown resource: demo://missing"
+        set_level = cap.spans("logging/setLevel")[0]
+        assert (set_level.attributes["rpc.response.status_code"], set_level.status.description) == ("-32601", "Method not found")
         assert "gen_ai.tool.call.arguments" not in weather.attributes  # content capture is opt-in
 
-        # list_tools reports as a discovery query, with its CLIENT span inside.
-        (query,) = cap.spans("discovery.search")
-        (listing,) = cap.spans("tools/list")
-        assert query.attributes["mcp_exec.discovery.result_count"] == 4
-        assert query.attributes["mcp_exec.discovery.detail_level"] == "full"
-        assert listing.parent.span_id == query.context.span_id
-        assert cap.summary()["discovery"]["total_queries"] == 1
-
-        points = {(p.attributes["mcp.method.name"], p.attributes.get("gen_ai.tool.name"), p.attributes.get("error.type")): p for p in mcp_points(cap, "mcp.client.operation.duration")}
-        assert set(points) == {("tools/list", None, None), ("tools/call", "get_weather", None), ("tools/call", "flaky_lookup", "tool_error")}
-        for p in points.values():
-            assert p.count == 1
+        records = points(cap, "mcp.client.operation.duration")
+        counted: dict[tuple[Any, ...], int] = {}
+        for name, method, error in got + [("notifications/initialized", "notifications/initialized", None)]:
+            key = (method, error)
+            counted[key] = counted.get(key, 0) + 1
+        assert {(p.attributes["mcp.method.name"], p.attributes.get("error.type")): p.count for p in records if "gen_ai.tool.name" not in p.attributes} == {
+            k: v for k, v in counted.items() if k[0] != "tools/call"
+        }
+        tool_points = {(p.attributes["gen_ai.tool.name"], p.attributes.get("error.type")): p.count for p in records if "gen_ai.tool.name" in p.attributes}
+        assert tool_points == {("get_weather", None): 1, ("flaky_lookup", "tool_error"): 1}
+        for p in records:
             assert tuple(p.explicit_bounds) == MCP_DURATION_BUCKETS_S
-            assert "mcp.session.id" not in p.attributes  # on spans only
+            assert "mcp.session.id" not in p.attributes and "mcp.resource.uri" not in p.attributes  # unbounded: spans only
+            assert p.attributes["network.transport"] == "pipe"
+        (session_point,) = points(cap, "mcp.client.session.duration")
+        assert session_point.count == 1
+        assert dict(session_point.attributes) == {"network.transport": "pipe", "mcp.protocol.version": protocol}
+        assert tuple(session_point.explicit_bounds) == MCP_DURATION_BUCKETS_S
 
 
-def test_client_and_server_spans_of_one_tool_call_share_one_trace() -> None:
+def test_every_server_span_is_the_child_of_its_client_span_and_carries_the_same_attributes() -> None:
     with OtlpReceiver() as rx, capture() as cap:
         instrument_mcp(cap.telemetry)
 
         async def scenario() -> None:
-            async with connected({"OTEL_EXPORTER_OTLP_ENDPOINT": rx.grpc_endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}) as session:
-                await session.call_tool("get_orders", {"customer_id": "C0001", "limit": 3})
+            env = server_env(OTEL_EXPORTER_OTLP_ENDPOINT=rx.grpc_endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
+            async with stdio_session(DEMO, env=env) as session:
+                await every_method(session)
 
         run(scenario)
-        (client,) = cap.spans("tools/call get_orders")
-        (server,) = rx.wait_for_spans(1, name="tools/call get_orders")
-    assert server.kind == "server"
-    assert server.resource["service.name"] == "mcp-demo-server"
-    assert server.trace_id == f"{client.context.trace_id:032x}"
-    assert server.parent_span_id == f"{client.context.span_id:016x}"
-    assert server.attributes["gen_ai.tool.name"] == "get_orders"
-    assert server.attributes["mcp.method.name"] == "tools/call"
-    assert server.attributes["gen_ai.operation.name"] == "execute_tool"
-    assert client.context.trace_id == cap.telemetry.session_span.get_span_context().trace_id
+        clients = by_request_id(client_spans(cap))
+        servers_all = rx.wait_for_spans(len(clients) + 1, name=None, timeout=20)
+        servers = by_request_id([s for s in servers_all if s.kind == "server"])
+        metric_names = set(rx.metric_names())
+    assert set(servers) == set(clients)  # exactly one SERVER span per request, every method
+    for rid, client in clients.items():
+        server = servers[rid]
+        assert server.parent_span_id == f"{client.context.span_id:016x}", client.name
+        assert server.trace_id == f"{client.context.trace_id:032x}"
+        assert server.name == client.name
+        for key in ("mcp.method.name", "gen_ai.tool.name", "gen_ai.prompt.name", "mcp.resource.uri", "network.transport", "mcp.protocol.version", "gen_ai.operation.name"):
+            assert server.attributes.get(key) == client.attributes.get(key), (client.name, key)
+        assert (server.status_code == "error") == ("error.type" in server.attributes)
+    missing = next(s for s in servers.values() if s.attributes.get("mcp.resource.uri") == "demo://missing")
+    assert missing.attributes["rpc.response.status_code"] == missing.attributes["error.type"]
+    assert missing.status_description == "Unknown resource: demo://missing"
+    assert next(s for s in servers.values() if s.name == "tools/call flaky_lookup").attributes["error.type"] == "tool_error"
+    assert {"mcp.server.operation.duration", "mcp.server.session.duration"} <= metric_names
+
+
+@pytest.mark.skipif(MCP_MAJOR < 2, reason="mcp 1.x's stdio client crashes on the late response of a timed-out request; the real-servers tests cover a failing tools/call on 1.x")
+def test_a_failed_tool_call_records_its_duration() -> None:
+    with capture() as cap:
+        instrument_mcp(cap.telemetry)
+
+        async def scenario() -> None:
+            async with stdio_session(DEMO) as session:
+                with pytest.raises(Exception):
+                    await session.call_tool("get_weather", {"city": "Paris"}, read_timeout_seconds=1e-9)
+
+        run(scenario)
+        (span,) = cap.spans("tools/call get_weather")
+        (point,) = [p for p in points(cap, "mcp.client.operation.duration") if p.attributes.get("gen_ai.tool.name") == "get_weather"]
+    assert span.status.status_code == StatusCode.ERROR
+    assert point.count == 1 and point.attributes["error.type"] == span.attributes["error.type"]
+    assert span.attributes["error.type"] == span.attributes["rpc.response.status_code"]  # the SDK's request-timeout code
+
+
+def test_only_the_applications_list_tools_calls_are_discovery_queries() -> None:
+    with capture() as cap:
+        instrument_mcp(cap.telemetry)
+
+        async def scenario() -> None:
+            async with stdio_session(DEMO) as session:
+                # Not listed yet: the SDK lists tools itself inside call_tool (output-schema validation).
+                await session.call_tool("get_weather", {"city": "Oslo"})
+
+        run(scenario)
+        (call,) = cap.spans("tools/call get_weather")
+        listings = cap.spans("tools/list")
+        (call_point,) = [p for p in points(cap, "mcp.client.operation.duration") if p.attributes.get("gen_ai.tool.name") == "get_weather"]
+    assert cap.spans("discovery.search") == []
+    assert cap.summary()["discovery"]["total_queries"] == 0
+    assert len(listings) == 1  # the SDK's own request still gets its span ...
+    assert listings[0].parent is None or listings[0].parent.span_id != call.context.span_id  # ... outside the tool call
+    # the tool call's duration is its own request's, not the listing's
+    assert call_point.sum <= (call.end_time - call.start_time) / 1e9 + 1e-3
+    assert listings[0].start_time >= call.end_time
+
+
+def test_the_hit_rate_counts_a_tool_call_as_the_end_of_a_search() -> None:
+    with capture() as cap:
+        instrument_mcp(cap.telemetry)
+
+        async def scenario() -> None:
+            async with stdio_session(DEMO) as session:
+                for calls in (4, 6, 9):
+                    await session.list_tools()
+                    for _ in range(calls):
+                        await session.call_tool("get_weather", {"city": "Lima"})
+                await session.list_tools()  # searched twice in a row: the first is continued
+                await session.list_tools()
+
+        run(scenario)
+        d = cap.summary()["discovery"]
+    assert (d["total_queries"], d["successful_queries"], d["continued_queries"]) == (5, 5, 1)
+    assert d["hit_rate"] == 0.8
+
+
+def test_one_client_span_per_request_whatever_tracer_provider_is_global() -> None:
+    """mcp 2.x traces itself on the global provider; instrumented, its spans become ours."""
+    host = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(host))
+    saved = (trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE._done)  # type: ignore[attr-defined]
+    trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE._done = provider, True  # type: ignore[attr-defined]
+    try:
+        with capture() as cap:
+            instrument_mcp(cap.telemetry)
+
+            async def scenario() -> None:
+                async with stdio_session(DEMO) as session:
+                    await session.list_tools()
+                    await session.call_tool("get_weather", {"city": "Rome"})
+
+            run(scenario)
+            ours = client_spans(cap)
+    finally:
+        trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE._done = saved  # type: ignore[attr-defined]
+    assert host.get_finished_spans() == ()  # nothing from the SDK on the host's provider
+    assert [s.name for s in ours] == ["initialize", "notifications/initialized", "tools/list", "tools/call get_weather"]
+    assert len(by_request_id(ours)) == 3
+
+
+def test_our_session_set_global_still_gives_one_span_per_request() -> None:
+    with capture(set_global=True) as cap:
+        instrument_mcp(cap.telemetry)
+
+        async def scenario() -> None:
+            async with stdio_session(DEMO) as session:
+                await session.call_tool("get_weather", {"city": "Rome"})
+
+        run(scenario)
+        spans = cap.spans()
+    assert [s.name for s in spans if s.name.startswith("MCP send")] == []
+    assert [s.name for s in spans if s.kind == SpanKind.CLIENT and s.attributes.get("mcp.method.name") == "tools/call"] == ["tools/call get_weather"]
+
+
+def test_streamable_http_carries_tcp_and_the_server_assigned_session_id_on_both_sides() -> None:
+    with OtlpReceiver() as rx, capture() as cap:
+        instrument_mcp(cap.telemetry)
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": rx.grpc_endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+        with HttpServer([*DEMO, "--http"], env=env, port_arg=True) as srv:
+            srv_port = srv.port
+            seen: list[str] = []
+
+            async def scenario() -> None:
+                async with http_session(srv.url) as (session, get_session_id):
+                    await session.list_tools()
+                    await session.call_tool("get_weather", {"city": "Quito"})
+                    if get_session_id is not None:
+                        seen.append(get_session_id())
+
+            run(scenario)
+        clients = by_request_id(client_spans(cap))
+        servers = by_request_id([s for s in rx.wait_for_spans(len(clients), name=None, timeout=20) if s.kind == "server"])
+    call = cap.spans("tools/call get_weather")[0]
+    session_id = call.attributes["mcp.session.id"]
+    assert len(session_id) >= 16
+    if seen:
+        assert seen == [session_id]  # what the transport received in Mcp-Session-Id
+    for rid, client in clients.items():
+        assert client.attributes["network.transport"] == "tcp"
+        # IP addresses are PII to the session's scrubbing stage: exported redacted (McpInstrumentor alone keeps them)
+        assert (client.attributes["server.address"], client.attributes["server.port"]) == ("[REDACTED:ip_address]", srv_port)
+        if client.name != "initialize":  # assigned by the initialize response
+            assert client.attributes["mcp.session.id"] == session_id
+        server = servers[rid]
+        assert server.parent_span_id == f"{client.context.span_id:016x}"
+        assert server.attributes["network.transport"] == "tcp"
+        assert server.attributes["client.address"] == "[REDACTED:ip_address]"
+        assert isinstance(server.attributes["client.port"], int)
+        if client.name != "initialize":
+            assert server.attributes["mcp.session.id"] == session_id
+    (p,) = [p for p in points(cap, "mcp.client.session.duration")]
+    assert p.attributes["network.transport"] == "tcp"
 
 
 def test_tool_calls_from_executed_code_are_parented_under_the_execution_span() -> None:
@@ -123,7 +312,7 @@ def test_tool_calls_from_executed_code_are_parented_under_the_execution_span() -
         instrument_mcp(tel)
 
         async def scenario() -> Any:
-            async with connected({"OTEL_EXPORTER_OTLP_ENDPOINT": rx.grpc_endpoint}) as session:
+            async with stdio_session(DEMO, env=server_env(OTEL_EXPORTER_OTLP_ENDPOINT=rx.grpc_endpoint)) as session:
                 tools = (await session.list_tools()).tools
                 sdk = SdkGenerator(sdk_dir, tel).generate(tools)
                 executor = CodeExecutor(tel, sdk_dir=sdk.directory, tool_handler=ToolBridge(session))
@@ -133,7 +322,7 @@ def test_tool_calls_from_executed_code_are_parented_under_the_execution_span() -
         assert (result.exit_code, result.stdout, result.tool_calls) == (0, "clear\n5\n", 2)
         (execution,) = cap.spans("execution.run")
         calls = cap.spans("tools/call get_weather") + cap.spans("tools/call list_customers")
-        server_spans = rx.wait_for_spans(2, name=None, timeout=10)
+        server_spans = rx.wait_for_spans(4, name=None, timeout=10)
     session_ctx = tel.session_span.get_span_context()
     assert execution.parent.span_id == session_ctx.span_id
     assert [c.parent.span_id for c in calls] == [execution.context.span_id] * 2
@@ -149,7 +338,7 @@ def test_captured_arguments_and_results_are_scrubbed_of_pii() -> None:
         instrument_mcp(cap.telemetry, capture_content=True)
 
         async def scenario() -> None:
-            async with connected() as session:
+            async with stdio_session(DEMO) as session:
                 await session.call_tool("list_customers", {"limit": 1})
                 await session.call_tool("get_weather", {"city": "mail ada@example.com"})
 
@@ -165,16 +354,16 @@ def test_captured_arguments_and_results_are_scrubbed_of_pii() -> None:
 
 
 def test_uninstrument_restores_the_sdk() -> None:
-    original = ClientSession.call_tool
+    original = ClientSession.send_request
     with capture() as cap:
         instrument_mcp(cap.telemetry)
-        assert is_instrumented() and ClientSession.call_tool is not original
+        assert is_instrumented() and ClientSession.send_request is not original
         uninstrument_mcp()
-        assert not is_instrumented() and ClientSession.call_tool is original
+        assert not is_instrumented() and ClientSession.send_request is original
 
         async def scenario() -> None:
-            async with connected() as session:
+            async with stdio_session(DEMO) as session:
                 await session.call_tool("get_weather", {"city": "Rome"})
 
         run(scenario)
-        assert cap.spans("tools/call get_weather") == []
+        assert client_spans(cap) == []

@@ -1,11 +1,13 @@
 """A small MCP server for the demo and the tests: ``python -m mcp_exec_telemetry.integrations.demo_server``.
 
-It serves over stdio with the SDK's ``MCPServer`` (FastMCP in mcp 1.x) and is traced by
+It serves over stdio (or streamable HTTP on 127.0.0.1 with ``--http PORT``) with the SDK's
+``MCPServer`` (``FastMCP`` in mcp 1.x) and is traced by
 :func:`~mcp_exec_telemetry.integrations.mcp.instrument_mcp` into a session of its own
 (``service.name`` ``mcp-demo-server``), which exports over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT``
 is set. Its tools are deterministic: ``list_customers`` and ``get_orders`` return large records
 that carry PII (emails, phone numbers, card numbers), ``get_weather`` is small, and ``flaky_lookup``
-answers with a tool error for unknown keys.
+answers with a tool error for unknown keys. A prompt (``summarize_customer``) and a resource
+(``demo://readme``) let clients exercise ``prompts/*`` and ``resources/*``.
 """
 
 from __future__ import annotations
@@ -55,11 +57,18 @@ def orders(customer_id: str, count: int = 50) -> list[dict[str, Any]]:
     ]
 
 
-def build_server() -> Any:
-    from mcp.server.mcpserver import MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
+def build_server(port: int | None = None) -> Any:
+    options: dict[str, Any] = {"instructions": "Demo tools for mcp-exec-telemetry", "log_level": "WARNING"}
+    try:
+        from mcp.server.mcpserver import MCPServer as Server
+        from mcp.server.mcpserver.exceptions import ToolError
+    except ImportError:  # mcp 1.x: FastMCP, which takes its HTTP address at construction
+        from mcp.server.fastmcp import FastMCP as Server  # type: ignore[no-redef]
+        from mcp.server.fastmcp.exceptions import ToolError  # type: ignore[no-redef]
 
-    server = MCPServer("mcp-exec-demo", instructions="Demo tools for mcp-exec-telemetry", log_level="WARNING")
+        if port is not None:
+            options.update(host="127.0.0.1", port=port)
+    server = Server("mcp-exec-demo", **options)
 
     @server.tool(description="List customer records (large: id, name, email, phone, region, tier, lifetime value, notes)")
     def list_customers(limit: int = 200) -> list[dict[str, Any]]:
@@ -80,7 +89,19 @@ def build_server() -> Any:
             raise ToolError(f"unknown key {key}")
         return table[key]
 
+    @server.prompt(description="Ask for a one-paragraph summary of a customer")
+    def summarize_customer(customer_id: str) -> str:
+        return f"Summarize customer {customer_id} in one paragraph, without contact details."
+
+    @server.resource("demo://readme", description="What this server is for")
+    def readme() -> str:
+        return "Demo tools for mcp-exec-telemetry: customers, orders, weather, lookups."
+
     return server
+
+
+def _http_port(argv: list[str]) -> int | None:
+    return int(argv[argv.index("--http") + 1]) if "--http" in argv else None
 
 
 def main() -> int:
@@ -92,9 +113,15 @@ def main() -> int:
     options: dict[str, Any] = {"service_name": "mcp-demo-server", "history": False, "export_timeout_ms": 1500}
     with observe(**options) as tel:
         instrument_mcp(tel, capture_content=os.environ.get("MCP_EXEC_CAPTURE_CONTENT") == "1")
-        server = build_server()
+        port = _http_port(sys.argv[1:])
+        server = build_server(port)
         try:
-            server.run("stdio")
+            if port is None:
+                server.run("stdio")
+            elif type(server).__module__.startswith("mcp.server.fastmcp"):  # mcp 1.x FastMCP
+                server.run("streamable-http")
+            else:
+                server.run("streamable-http", host="127.0.0.1", port=port)
         except KeyboardInterrupt:
             pass
     return 0

@@ -1,31 +1,47 @@
-"""Tracing for the official MCP Python SDK (``mcp`` 2.x): the client session and the server.
+"""Tracing for the official MCP Python SDK (``mcp`` 1.x from 1.20, and 2.x), by the MCP semantic conventions.
 
-``instrument_mcp(telemetry)`` patches, until ``uninstrument_mcp()``:
+Two ways in, one implementation:
 
-* ``mcp.ClientSession.list_tools``: reported as a discovery query (``tel.discovery.search("*",
-  "full")`` with the number of tools listed) around a CLIENT span ``tools/list``.
-* ``mcp.ClientSession.call_tool``: a CLIENT span ``tools/call {tool}`` with the MCP semantic
-  conventions' attributes (``mcp.method.name``, ``gen_ai.tool.name``, ``gen_ai.operation.name =
-  execute_tool``, ``mcp.session.id``, ``network.transport``, ``error.type = tool_error`` when the
-  result is an error) and one ``mcp.client.operation.duration`` record (seconds, with the
-  conventions' bucket boundaries; ``mcp.session.id`` is kept off the metric, it is unbounded).
-  The span's W3C trace context is written into the request's ``params._meta``
-  (``traceparent``/``tracestate``), so the server continues the trace.
-* ``mcp.server.lowlevel.Server.__init__`` (what ``mcp.server.mcpserver.MCPServer``, the SDK's
-  former FastMCP, builds on): every server created afterwards gets a middleware that opens a SERVER
-  span ``{method} {tool}`` for each request, continuing the trace found in ``params._meta``, and
-  records ``mcp.server.operation.duration``. ``instrument_server(server, telemetry)`` does the same
-  for a server that already exists.
+* ``instrument_mcp(telemetry)`` traces into a session of ours (its tracer, meter and exporters, and
+  ``capture()`` in tests) and reports the application's ``list_tools`` calls as discovery queries;
+* :class:`~mcp_exec_telemetry.integrations.mcp_instrumentor.McpInstrumentor`, OpenTelemetry's
+  ``BaseInstrumentor`` shape (``opentelemetry-instrument python agent.py`` finds it through the
+  ``opentelemetry_instrumentor`` entry point), traces into the given or the global providers.
 
-The SDK ships its own OpenTelemetry hooks, but they use the *global* tracer provider; this module
-uses the session's private one, so spans land in the session's exporters (and ``capture()``).
-``mcp.session.id`` is the transport's session id when it has one; stdio has none, so each
-instrumented ``ClientSession`` gets a random id of its own, put on spans only.
+Client (``mcp.ClientSession``), for every request it sends (``initialize``, ``tools/*``,
+``resources/*``, ``prompts/*``, ``completion/complete``, ``ping``, ``logging/setLevel``, ...):
+one CLIENT span ``{mcp.method.name} {target}`` (target: the tool or prompt name) and one
+``mcp.client.operation.duration`` record, whether the request succeeded or failed; every
+notification it sends gets a CLIENT span and a record too. Attributes: ``mcp.method.name``,
+``jsonrpc.request.id``, ``mcp.protocol.version``, ``network.transport`` (``tcp`` over streamable
+HTTP, ``pipe`` otherwise), ``server.address``/``server.port`` (HTTP), ``mcp.session.id`` (the
+server-assigned ``Mcp-Session-Id``; stdio has none), ``gen_ai.tool.name`` with
+``gen_ai.operation.name = execute_tool``, ``gen_ai.prompt.name``, ``mcp.resource.uri``; on a
+JSON-RPC error ``error.type`` and ``rpc.response.status_code`` are the error code and the span
+status description is the error message; a tool result with ``isError`` gives ``error.type =
+tool_error``. The span's W3C context goes into the request's ``params._meta``, so the server's span
+is its child. ``mcp.client.session.duration`` is recorded when the ``ClientSession`` closes.
+
+Server (``mcp.server.lowlevel.Server``, what ``MCPServer``/``FastMCP`` build on): one SERVER span
+per request with the same attributes (``client.address``/``client.port`` over HTTP), parented by
+the client span found in ``params._meta``, one ``mcp.server.operation.duration`` record, and
+``mcp.server.session.duration`` when the connection ends.
+
+mcp 2.x traces itself on the *global* tracer provider (``MCP send ...`` client spans from its
+dispatcher, an ``OpenTelemetryMiddleware`` server span). While instrumented, the dispatcher's span
+is absorbed into ours (its request id and error attributes land on our span) and the SDK's server
+middleware is replaced by ours: exactly one CLIENT and one SERVER span per request, whichever
+tracer provider is global.
+
+Only ``list_tools`` calls the application makes are discovery queries: the SDK's own refresh inside
+``call_tool`` (output-schema validation of a tool it has not listed) is a ``tools/list`` request
+with its span, but no query, and it is not part of the tool call's span or duration. Each tool
+call ends the agent's search (``tel.discovery.end_search()``), so the hit rate sees it.
 
 Tool arguments and results are captured on spans (``gen_ai.tool.call.arguments`` /
 ``gen_ai.tool.call.result``) only with ``capture_content=True``, and always scrubbed of PII by
 :class:`mcp_exec_telemetry.pii.Scrubber` first; when that scrubber cannot be imported the content is
-not captured at all.
+not captured at all. ``mcp.session.id`` and ``mcp.resource.uri`` stay off metrics (unbounded).
 
 :class:`ToolBridge` lets synchronous code on other threads (the code executor's IPC proxy) call
 tools through a ``ClientSession`` running on an event loop, keeping the caller's trace context.
@@ -34,19 +50,24 @@ tools through a ``ClientSession`` running on an event loop, keeping the caller's
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 import time
-import uuid
-from typing import Any, Callable
+import weakref
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = [
     "MCP_DURATION_BUCKETS_S",
     "ToolBridge",
+    "ToolCallError",
     "instrument_mcp",
     "instrument_server",
     "uninstrument_mcp",
@@ -54,38 +75,44 @@ __all__ = [
     "tool_result_payload",
 ]
 
-# The MCP semantic conventions' advice for mcp.{client,server}.operation.duration.
+# The MCP semantic conventions' advice for the four mcp.* duration histograms.
 MCP_DURATION_BUCKETS_S: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 CLIENT_DURATION = "mcp.client.operation.duration"
 SERVER_DURATION = "mcp.server.operation.duration"
+CLIENT_SESSION_DURATION = "mcp.client.session.duration"
+SERVER_SESSION_DURATION = "mcp.server.session.duration"
 MAX_CAPTURED_CHARS = 4096
+# Methods whose params carry a resource URI (the conventions' mcp.resource.uri).
+_URI_METHODS = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe", "notifications/resources/updated"})
+_INVALID_PARAMS = -32602
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
+# The client request in flight in this task: mcp 2.x's dispatcher span is absorbed into it.
+_CURRENT_CALL: contextvars.ContextVar["_Call | None"] = contextvars.ContextVar("mcp_exec_call", default=None)
+# Set while the application's call_tool runs: the SDK's own list_tools inside it is no discovery query.
+_IN_TOOL_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("mcp_exec_in_tool_call", default=False)
+# id(client write stream) -> weakref to the SDK's StreamableHTTPTransport that owns it.
+_HTTP_TRANSPORTS: dict[int, Any] = {}
 
 
 class _Instruments:
-    """The session's tracer and the two operation-duration histograms."""
+    """The tracer, the four duration histograms and the options of one instrumentation."""
 
-    def __init__(self, telemetry: Any, capture_content: bool) -> None:
+    def __init__(self, tracer: Any, meter: Any, telemetry: Any = None, capture_content: bool = False) -> None:
         self.telemetry = telemetry
-        self.tracer = telemetry.tracer
-        meter = telemetry.meter
+        self.tracer = tracer
         self.capture_content = capture_content
         self.scrub = _scrubber() if capture_content else None
-        self.client_duration = meter.create_histogram(
-            CLIENT_DURATION,
-            unit="s",
-            description="Duration of MCP requests as observed on the client, from send until the response arrives",
-            explicit_bucket_boundaries_advisory=list(MCP_DURATION_BUCKETS_S),
-        )
-        self.server_duration = meter.create_histogram(
-            SERVER_DURATION,
-            unit="s",
-            description="Duration of MCP requests as observed on the server, from receipt until the result is sent",
-            explicit_bucket_boundaries_advisory=list(MCP_DURATION_BUCKETS_S),
-        )
+
+        def histogram(name: str, description: str) -> Any:
+            return meter.create_histogram(name, unit="s", description=description, explicit_bucket_boundaries_advisory=list(MCP_DURATION_BUCKETS_S))
+
+        self.client_duration = histogram(CLIENT_DURATION, "Duration of MCP requests and notifications as observed on the sender, from send until the response or ack arrives")
+        self.server_duration = histogram(SERVER_DURATION, "Duration of MCP requests as observed on the receiver, from receipt until the result is sent")
+        self.client_session_duration = histogram(CLIENT_SESSION_DURATION, "Duration of MCP sessions as observed on the client")
+        self.server_session_duration = histogram(SERVER_SESSION_DURATION, "Duration of MCP sessions as observed on the server")
 
     def content(self, value: Any) -> str | None:
         """Scrubbed, truncated JSON of captured content, or None when capture is off or unsafe."""
@@ -114,6 +141,8 @@ def tool_result_payload(result: Any) -> Any:
     A single text block holding JSON is decoded; several text blocks become a list of strings.
     """
     structured = getattr(result, "structured_content", None)
+    if structured is None:
+        structured = getattr(result, "structuredContent", None)  # mcp 1.x field name
     if structured is not None:
         if isinstance(structured, dict) and set(structured) == {"result"}:
             return structured["result"]
@@ -128,97 +157,412 @@ def tool_result_payload(result: Any) -> Any:
     return texts
 
 
-def _session_id(session: Any) -> str:
-    sid = getattr(session, "_mcp_exec_session_id", None)
-    if sid is None:
-        sid = getattr(session, "session_id", None) or uuid.uuid4().hex
+def _is_tool_error(result: Any) -> bool:
+    if isinstance(result, dict):
+        return result.get("isError") is True
+    return getattr(result, "is_error", None) is True or getattr(result, "isError", None) is True
+
+
+# --------------------------------------------------------------------------- shared attribute logic
+
+
+def _op_attributes(method: str, params: Any) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """(metric attributes, span name, span-only attributes) of one request from its method and params."""
+    attrs: dict[str, Any] = {"mcp.method.name": method}
+    span_only: dict[str, Any] = {}
+    name = _param(params, "name") if method in ("tools/call", "prompts/get") else None
+    target = name if isinstance(name, str) and name else None
+    if method == "tools/call":
+        attrs["gen_ai.operation.name"] = "execute_tool"
+        if target is not None:
+            attrs["gen_ai.tool.name"] = target
+    elif method == "prompts/get" and target is not None:
+        attrs["gen_ai.prompt.name"] = target
+    if method in _URI_METHODS:
+        uri = _param(params, "uri")
+        if uri is not None:
+            span_only["mcp.resource.uri"] = str(uri)
+    return attrs, (f"{method} {target}" if target else method), span_only
+
+
+def _param(params: Any, key: str) -> Any:
+    if params is None:
+        return None
+    if isinstance(params, dict) or hasattr(params, "get") and not hasattr(params, "model_fields"):
         try:
-            session._mcp_exec_session_id = sid
+            return params.get(key)
         except Exception:
-            pass
-    return str(sid)
+            return None
+    return getattr(params, key, None)
 
 
-def _inject(meta: dict[str, Any] | None) -> dict[str, Any]:
-    out = dict(meta or {})
-    _PROPAGATOR.inject(out)
-    return out
+def _error_of(exc: BaseException) -> tuple[str, str | None, str]:
+    """(error.type, JSON-RPC code or None, status description) of an exception."""
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    if code is not None:
+        return str(code), str(code), str(getattr(error, "message", "") or "")
+    if type(exc).__name__ == "ValidationError" and type(exc).__module__.startswith("pydantic"):
+        # What the SDK answers on the wire (pydantic's own message carries client input).
+        return str(_INVALID_PARAMS), str(_INVALID_PARAMS), "Invalid request parameters"
+    return type(exc).__qualname__, None, str(exc)
 
 
 def _mark_failed(span: Any, exc: BaseException) -> str:
-    """Mark ``span`` failed by ``exc`` (error.type, exception event, ERROR status); return the error type."""
-    error_type = _error_type(exc)
+    """Mark ``span`` failed by ``exc``: error.type (the JSON-RPC code when there is one),
+    rpc.response.status_code, the JSON-RPC message as status description; returns error.type."""
+    error_type, code, message = _error_of(exc)
     span.set_attribute("error.type", error_type)
-    span.record_exception(exc)
-    span.set_status(Status(StatusCode.ERROR, error_type))
+    if code is not None:
+        span.set_attribute("rpc.response.status_code", code)
+    else:
+        span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, message or error_type))
     return error_type
 
 
-def _error_type(exc: BaseException) -> str:
-    error = getattr(exc, "error", None)
-    code = getattr(error, "code", None)
-    return str(code) if code is not None else type(exc).__qualname__
+def _mark_error_data(span: Any, error: Any) -> str:
+    """Mark ``span`` failed by a JSON-RPC ``ErrorData`` answered by a server; returns error.type."""
+    raw = getattr(error, "code", None)
+    code = "_OTHER" if raw is None else str(raw)
+    span.set_attribute("error.type", code)
+    span.set_attribute("rpc.response.status_code", code)
+    span.set_status(Status(StatusCode.ERROR, str(getattr(error, "message", "") or code)))
+    return code
 
 
-async def _call_tool(inst: _Instruments, original: Callable[..., Any], self: Any, name: str, arguments: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
-    attrs = {
-        "mcp.method.name": "tools/call",
-        "gen_ai.operation.name": "execute_tool",
-        "gen_ai.tool.name": name,
-        "network.transport": "pipe",
-    }
-    span_attrs = dict(attrs, **{"mcp.session.id": _session_id(self)})
-    captured = inst.content(arguments if arguments is not None else {})
-    if captured is not None:
-        span_attrs["gen_ai.tool.call.arguments"] = captured
+def _with_error(metric: dict[str, Any], error_type: str | None) -> dict[str, Any]:
+    """Metric attributes of a failed operation: error.type, and the JSON-RPC code when it is one."""
+    if error_type is not None:
+        metric["error.type"] = error_type
+        if error_type.lstrip("-").isdigit():
+            metric["rpc.response.status_code"] = error_type
+    return metric
+
+
+def _mark_tool_error(span: Any) -> str:
+    span.set_attribute("error.type", "tool_error")
+    span.set_status(Status(StatusCode.ERROR, "tool_error"))
+    return "tool_error"
+
+
+# --------------------------------------------------------------------------- client
+
+
+class _Call:
+    """A client request in flight: its span, and whether mcp 2.x's dispatcher span was absorbed."""
+
+    __slots__ = ("span", "absorbed")
+
+    def __init__(self, span: Any) -> None:
+        self.span = span
+        self.absorbed = False
+
+
+def _write_stream_of(session: Any) -> Any:
+    ws = getattr(session, "_write_stream", None)
+    if ws is None:
+        ws = getattr(getattr(session, "_dispatcher", None), "_write_stream", None)
+    return ws
+
+
+def _http_transport_of(session: Any) -> Any:
+    ws = _write_stream_of(session)
+    ref = _HTTP_TRANSPORTS.get(id(ws)) if ws is not None else None
+    return ref() if ref is not None else None
+
+
+def _client_connection(session: Any) -> dict[str, Any]:
+    """Transport attributes of a client session: tcp plus server address over HTTP, else pipe."""
+    known = getattr(session, "_mcp_exec_conn", None)  # kept once seen: the transport may be gone at close
+    if known is not None:
+        return dict(known)
+    transport = _http_transport_of(session)
+    if transport is None:
+        return {"network.transport": "pipe"}
+    attrs: dict[str, Any] = {"network.transport": "tcp", "network.protocol.name": "http"}
+    try:
+        url = urlsplit(str(transport.url))
+        if url.hostname:
+            attrs["server.address"] = url.hostname
+            attrs["server.port"] = url.port or (443 if url.scheme == "https" else 80)
+    except Exception:
+        pass
+    _set_quietly(session, "_mcp_exec_conn", dict(attrs))
+    return attrs
+
+
+def _client_session_id(session: Any) -> str | None:
+    transport = _http_transport_of(session)
+    sid = getattr(transport, "session_id", None) if transport is not None else None
+    return str(sid) if sid else None
+
+
+def _protocol_version_of(result: Any) -> str | None:
+    version = getattr(result, "protocol_version", None) or getattr(result, "protocolVersion", None)
+    return str(version) if version else None
+
+
+def _session_protocol(session: Any) -> str | None:
+    version = getattr(session, "_mcp_exec_protocol", None)
+    if version is None:
+        version = getattr(session, "protocol_version", None)  # mcp 2.x property
+        version = version if isinstance(version, str) else None
+    return version
+
+
+class _WithMeta:
+    """A request whose dump carries the W3C trace context in ``params._meta`` (mcp 1.x, which injects none)."""
+
+    def __init__(self, request: Any, carrier: dict[str, str]) -> None:
+        self._request = request
+        self._carrier = carrier
+
+    def model_dump(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        data = self._request.model_dump(*args, **kwargs)
+        params = data.get("params")
+        if not isinstance(params, dict):
+            params = data["params"] = {}
+        meta = params.get("_meta")
+        params["_meta"] = dict(meta or {}, **self._carrier)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # the SDK names the request type in its timeout message
+        return type(self._request)
+
+
+def _legacy_request(session: Any, span: Any, request: Any) -> Any:
+    """mcp 1.x takes the next id synchronously and injects no trace context of its own: note the id, inject ours."""
+    try:
+        span.set_attribute("jsonrpc.request.id", str(session._request_id))
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier)
+        return _WithMeta(request, carrier)
+    except Exception:
+        return request
+
+
+async def _send_request(inst: _Instruments, original: Callable[..., Any], legacy: bool, self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+    """One CLIENT span and one duration record around a request the client sends."""
+    try:
+        model = getattr(request, "root", request)  # mcp 1.x: ClientRequest is a RootModel
+        method = str(getattr(model, "method", "") or "")
+        params = getattr(model, "params", None)
+        attrs, name, span_only = _op_attributes(method, params)
+        span_attrs = dict(attrs, **span_only)
+        span_attrs.update(_client_connection(self))
+        protocol = _session_protocol(self)
+        if protocol:
+            span_attrs["mcp.protocol.version"] = protocol
+        sid = _client_session_id(self)
+        if sid:
+            span_attrs["mcp.session.id"] = sid
+        span = inst.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
+        if method == "tools/call":
+            captured = inst.content(_param(params, "arguments") or {})
+            if captured is not None:
+                span.set_attribute("gen_ai.tool.call.arguments", captured)
+    except Exception:  # never break the host: send untraced
+        return await original(self, request, *args, **kwargs)
+    call = _Call(span)
+    token = otel_context.attach(trace.set_span_in_context(span))
+    call_token = _CURRENT_CALL.set(call)
     error_type: str | None = None
     t0 = time.perf_counter()
-    with inst.tracer.start_as_current_span(f"tools/call {name}", kind=SpanKind.CLIENT, attributes=span_attrs, record_exception=False, set_status_on_exception=False) as span:
-        kwargs["meta"] = _inject(kwargs.get("meta"))
+    try:
+        if legacy:
+            request = _legacy_request(self, span, request)
+        result = await original(self, request, *args, **kwargs)
+    except BaseException as exc:
+        error_type = _mark_failed(span, exc)
+        raise
+    else:
         try:
-            result = await original(self, name, arguments, *args, **kwargs)
-        except BaseException as exc:
-            error_type = _mark_failed(span, exc)
-            raise
-        finally:
-            metric_attrs = dict(attrs)
-            if error_type is not None:
-                metric_attrs["error.type"] = error_type
-        if getattr(result, "is_error", False):
-            error_type = "tool_error"
-            span.set_attribute("error.type", error_type)
-            span.set_status(Status(StatusCode.ERROR, error_type))
-            metric_attrs["error.type"] = error_type
-        captured = inst.content(tool_result_payload(result))
-        if captured is not None:
-            span.set_attribute("gen_ai.tool.call.result", captured)
-    inst.client_duration.record(time.perf_counter() - t0, metric_attrs)
-    return result
+            if method == "initialize":
+                version = _protocol_version_of(result)
+                if version:
+                    _set_quietly(self, "_mcp_exec_protocol", version)
+                    span.set_attribute("mcp.protocol.version", version)
+            elif method == "tools/call":
+                if _is_tool_error(result):
+                    error_type = _mark_tool_error(span)
+                else:
+                    captured = inst.content(tool_result_payload(result))
+                    if captured is not None:
+                        span.set_attribute("gen_ai.tool.call.result", captured)
+        except Exception:
+            pass
+        return result
+    finally:
+        duration = time.perf_counter() - t0
+        _CURRENT_CALL.reset(call_token)
+        otel_context.detach(token)
+        _finish_client(inst, self, span, attrs, error_type, duration)
+
+
+def _finish_client(inst: _Instruments, session: Any, span: Any, attrs: dict[str, Any], error_type: str | None, duration: float) -> None:
+    try:
+        conn = _client_connection(session)
+        if conn.get("network.transport") == "tcp":  # known once the transport has run
+            span.set_attributes(conn)
+            sid = _client_session_id(session)
+            if sid:
+                span.set_attribute("mcp.session.id", sid)
+        metric = dict(attrs, **conn)
+        protocol = _session_protocol(session)
+        if protocol:
+            metric["mcp.protocol.version"] = protocol
+        inst.client_duration.record(duration, _with_error(metric, error_type))
+    except Exception:
+        pass
+    finally:
+        span.end()
+
+
+async def _send_notification(inst: _Instruments, original: Callable[..., Any], self: Any, notification: Any, *args: Any, **kwargs: Any) -> Any:
+    """A CLIENT span and a duration record for a notification the client sends."""
+    try:
+        model = getattr(notification, "root", notification)
+        method = str(getattr(model, "method", "") or "")
+        attrs, name, span_only = _op_attributes(method, getattr(model, "params", None))
+        span_attrs = dict(attrs, **span_only)
+        span_attrs.update(_client_connection(self))
+        protocol = _session_protocol(self)
+        if protocol:
+            span_attrs["mcp.protocol.version"] = protocol
+        sid = _client_session_id(self)
+        if sid:
+            span_attrs["mcp.session.id"] = sid
+        span = inst.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
+    except Exception:
+        return await original(self, notification, *args, **kwargs)
+    error_type: str | None = None
+    t0 = time.perf_counter()
+    try:
+        return await original(self, notification, *args, **kwargs)
+    except BaseException as exc:
+        error_type = _mark_failed(span, exc)
+        raise
+    finally:
+        _finish_client(inst, self, span, attrs, error_type, time.perf_counter() - t0)
+
+
+async def _call_tool(inst: _Instruments, original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
+    """The application's tool call: it ends the agent's search; the SDK's list_tools inside it is no query."""
+    telemetry = inst.telemetry
+    if telemetry is not None:
+        try:
+            telemetry.discovery.end_search()
+        except Exception:
+            pass
+    token = _IN_TOOL_CALL.set(True)
+    try:
+        return await original(self, *args, **kwargs)
+    finally:
+        _IN_TOOL_CALL.reset(token)
 
 
 async def _list_tools(inst: _Instruments, original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
-    attrs = {"mcp.method.name": "tools/list", "network.transport": "pipe"}
-    error_type: str | None = None
-    with inst.telemetry.discovery.search("*", "full") as query:
-        t0 = time.perf_counter()
-        with inst.tracer.start_as_current_span("tools/list", kind=SpanKind.CLIENT, attributes=dict(attrs, **{"mcp.session.id": _session_id(self)})) as span:
-            try:
-                result = await original(self, *args, **kwargs)
-            except BaseException as exc:
-                error_type = _error_type(exc)
-                span.set_attribute("error.type", error_type)
-                raise
-            finally:
-                metric_attrs = dict(attrs)
-                if error_type is not None:
-                    metric_attrs["error.type"] = error_type
-                inst.client_duration.record(time.perf_counter() - t0, metric_attrs)
+    """The application's list_tools is a discovery query around its tools/list request."""
+    telemetry = inst.telemetry
+    if telemetry is None or _IN_TOOL_CALL.get():
+        return await original(self, *args, **kwargs)
+    with telemetry.discovery.search("*", "full") as query:
+        result = await original(self, *args, **kwargs)
         query.set_results(len(getattr(result, "tools", ()) or ()))
     return result
 
 
+async def _client_enter(inst: _Instruments, original: Callable[..., Any], self: Any) -> Any:
+    _set_quietly(self, "_mcp_exec_t0", time.perf_counter())
+    return await original(self)
+
+
+async def _client_exit(inst: _Instruments, original: Callable[..., Any], self: Any, exc_type: Any, exc: Any, tb: Any) -> Any:
+    try:
+        return await original(self, exc_type, exc, tb)
+    finally:
+        t0 = getattr(self, "_mcp_exec_t0", None)
+        if t0 is not None:
+            _set_quietly(self, "_mcp_exec_t0", None)
+            try:
+                attrs = _client_connection(self)
+                protocol = _session_protocol(self)
+                if protocol:
+                    attrs["mcp.protocol.version"] = protocol
+                if exc_type is not None:
+                    attrs["error.type"] = exc_type.__qualname__
+                inst.client_session_duration.record(time.perf_counter() - t0, attrs)
+            except Exception:
+                pass
+
+
+def _set_quietly(obj: Any, name: str, value: Any) -> None:
+    try:
+        setattr(obj, name, value)
+    except Exception:
+        pass
+
+
+async def _post_writer(original: Callable[..., Any], self: Any, client: Any, write_stream_reader: Any, read_stream_writer: Any, write_stream: Any, *args: Any, **kwargs: Any) -> Any:
+    """Remember which HTTP transport owns a client write stream (transport, address, session id)."""
+    key = id(write_stream)
+    _HTTP_TRANSPORTS[key] = weakref.ref(self)
+    try:
+        return await original(self, client, write_stream_reader, read_stream_writer, write_stream, *args, **kwargs)
+    finally:
+        _HTTP_TRANSPORTS.pop(key, None)
+
+
+def _absorbing_otel_span(inst: _Instruments) -> Callable[..., Any]:
+    """Stand-in for mcp 2.x's dispatcher ``otel_span``: the SDK's CLIENT span becomes ours.
+
+    Inside a traced client request it yields that request's span (the SDK adds the request id and
+    its error attributes to it, and injects its context into ``params._meta``); for a request sent
+    without one (a server asking its client, e.g. ``sampling/createMessage``) it opens a CLIENT span
+    by the conventions on our tracer.
+    """
+
+    @contextmanager
+    def otel_span(name: str, *, kind: Any, attributes: dict[str, Any] | None = None, context: Any = None, record_exception: bool = True, set_status_on_exception: bool = True) -> Iterator[Any]:
+        attributes = dict(attributes or {})
+        call = _CURRENT_CALL.get()
+        if call is not None and not call.absorbed and kind == SpanKind.CLIENT:
+            call.absorbed = True
+            request_id = attributes.get("jsonrpc.request.id")
+            if request_id is not None:
+                call.span.set_attribute("jsonrpc.request.id", str(request_id))
+            yield call.span
+            return
+        method = str(attributes.get("mcp.method.name", "") or "")
+        target = name.removeprefix(f"MCP send {method}").strip() if name.startswith("MCP send ") else ""
+        metric, span_name, _ = _op_attributes(method, {"name": target} if target else None)
+        span_name = f"{method} {target}" if target else method or name
+        t0 = time.perf_counter()
+        error_type: str | None = None
+        with inst.tracer.start_as_current_span(span_name, kind=kind, attributes=dict(attributes, **metric), context=context, record_exception=False, set_status_on_exception=False) as span:
+            try:
+                yield span
+            except BaseException as exc:
+                error_type = _mark_failed(span, exc)
+                raise
+            finally:
+                if error_type is None and span.is_recording():
+                    error_type = (getattr(span, "attributes", None) or {}).get("error.type")
+                inst.client_duration.record(time.perf_counter() - t0, _with_error(metric, error_type))
+
+    return otel_span
+
+
+# --------------------------------------------------------------------------- server, mcp 2.x
+
+
 class _ServerMiddleware:
-    """A server middleware: one SERVER span per inbound request, continuing the client's trace."""
+    """A server middleware (mcp 2.x): one SERVER span per inbound request, continuing the client's trace."""
 
     def __init__(self, inst: _Instruments) -> None:
         self._inst = inst
@@ -226,137 +570,435 @@ class _ServerMiddleware:
     async def __call__(self, ctx: Any, call_next: Callable[[Any], Any]) -> Any:
         if _state.get("server") is not self._inst:  # uninstrumented, or re-instrumented with another session
             return await call_next(ctx)
-        inst = self._inst
-        method = getattr(ctx, "method", "") or ""
-        if method.startswith("notifications/"):
+        request_id = getattr(ctx, "request_id", None)
+        method = str(getattr(ctx, "method", "") or "")
+        if request_id is None:  # notifications: no span, no record (they have no response to time)
             return await call_next(ctx)
-        params = getattr(ctx, "params", None) or {}
-        target = params.get("name") if isinstance(params, dict) or hasattr(params, "get") else None
-        target = target if isinstance(target, str) else None
-        attrs: dict[str, Any] = {"mcp.method.name": method, "network.transport": "pipe"}
-        if method == "tools/call":
-            attrs["gen_ai.operation.name"] = "execute_tool"
-            if target is not None:
-                attrs["gen_ai.tool.name"] = target
-        span_attrs = dict(attrs)
-        if getattr(ctx, "request_id", None) is not None:
-            span_attrs["jsonrpc.request.id"] = str(ctx.request_id)
-        if getattr(ctx, "protocol_version", None):
-            span_attrs["mcp.protocol.version"] = str(ctx.protocol_version)
-        if method == "tools/call":
-            captured = inst.content(params.get("arguments") or {})
-            if captured is not None:
-                span_attrs["gen_ai.tool.call.arguments"] = captured
-        meta = getattr(ctx, "meta", None)
-        carrier: dict[str, Any] = {}
-        if meta:
-            try:
-                carrier = dict(meta) if not hasattr(meta, "model_dump") else meta.model_dump(by_alias=True)
-            except Exception:
-                carrier = {}
-        parent = _PROPAGATOR.extract(carrier) if carrier.get("traceparent") else None
-        name = f"{method} {target}" if target else method
+        inst = self._inst
+        try:
+            params = getattr(ctx, "params", None) or {}
+            attrs, name, span_only = _op_attributes(method, params)
+            connection = getattr(getattr(ctx, "session", None), "_connection", None)
+            protocol = getattr(ctx, "protocol_version", None) or getattr(connection, "protocol_version", None)
+            conn = _server_connection(getattr(ctx, "request", None))
+            attrs.update(conn.metric)
+            if protocol:
+                attrs["mcp.protocol.version"] = str(protocol)
+            span_attrs = dict(attrs, **span_only, **conn.span)
+            span_attrs["jsonrpc.request.id"] = str(request_id)
+            sid = getattr(connection, "session_id", None) or conn.session_id
+            if sid:
+                span_attrs["mcp.session.id"] = str(sid)
+            if method == "tools/call":
+                captured = inst.content(_param(params, "arguments") or {})
+                if captured is not None:
+                    span_attrs["gen_ai.tool.call.arguments"] = captured
+            parent = _extract(getattr(ctx, "meta", None))
+            if connection is not None:
+                _watch_connection(inst, connection, attrs)
+            span = inst.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=span_attrs)
+        except Exception:
+            return await call_next(ctx)
+        token = otel_context.attach(trace.set_span_in_context(span))
         error_type: str | None = None
         t0 = time.perf_counter()
-        with inst.tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER, attributes=span_attrs, record_exception=False, set_status_on_exception=False) as span:
+        try:
+            result = await call_next(ctx)
+        except BaseException as exc:
+            error_type = _mark_failed(span, exc)
+            raise
+        else:
             try:
-                result = await call_next(ctx)
-            except BaseException as exc:
-                error_type = _mark_failed(span, exc)
-                raise
+                if method == "tools/call":
+                    if _is_tool_error(result):
+                        error_type = _mark_tool_error(span)
+                    elif not isinstance(result, dict):
+                        captured = inst.content(tool_result_payload(result))
+                        if captured is not None:
+                            span.set_attribute("gen_ai.tool.call.result", captured)
+            except Exception:
+                pass
+            return result
+        finally:
+            duration = time.perf_counter() - t0
+            otel_context.detach(token)
+            try:
+                inst.server_duration.record(duration, _with_error(attrs, error_type))
             finally:
-                metric_attrs = dict(attrs)
-                if error_type is not None:
-                    metric_attrs["error.type"] = error_type
-                if error_type is not None:
-                    inst.server_duration.record(time.perf_counter() - t0, metric_attrs)
-            if method == "tools/call":
-                is_error = getattr(result, "is_error", None)
-                if is_error is None and isinstance(result, dict):
-                    is_error = result.get("isError")
-                if is_error is True:
-                    span.set_attribute("error.type", "tool_error")
-                    span.set_status(Status(StatusCode.ERROR, "tool_error"))
-                    metric_attrs["error.type"] = "tool_error"
-                captured = inst.content(tool_result_payload(result)) if result is not None and not isinstance(result, dict) else None
-                if captured is not None:
-                    span.set_attribute("gen_ai.tool.call.result", captured)
-        inst.server_duration.record(time.perf_counter() - t0, metric_attrs)
-        return result
+                span.end()
+
+
+class _ServerConn:
+    __slots__ = ("metric", "span", "session_id")
+
+    def __init__(self, metric: dict[str, Any], span: dict[str, Any], session_id: str | None) -> None:
+        self.metric, self.span, self.session_id = metric, span, session_id
+
+
+def _server_connection(http_request: Any) -> _ServerConn:
+    """Transport attributes seen by a server: the HTTP request when there is one (tcp), else pipe."""
+    if http_request is None:
+        return _ServerConn({"network.transport": "pipe"}, {}, None)
+    span: dict[str, Any] = {}
+    sid = None
+    try:
+        client = getattr(http_request, "client", None)
+        if client is not None and getattr(client, "host", None):
+            span["client.address"] = client.host
+            if getattr(client, "port", None):
+                span["client.port"] = int(client.port)
+        headers = getattr(http_request, "headers", None)
+        if headers is not None:
+            sid = headers.get("mcp-session-id")
+    except Exception:
+        pass
+    return _ServerConn({"network.transport": "tcp", "network.protocol.name": "http"}, span, sid)
+
+
+def _watch_connection(inst: _Instruments, connection: Any, attrs: dict[str, Any]) -> None:
+    """Record mcp.server.session.duration when an mcp 2.x connection closes (once per connection)."""
+    state = getattr(connection, "state", None)
+    if not isinstance(state, dict) or "mcp_exec.t0" in state:
+        return
+    t0 = time.perf_counter()
+    state["mcp_exec.t0"] = t0
+    session_attrs = {k: attrs[k] for k in ("network.transport", "network.protocol.name") if k in attrs}
+
+    def closed() -> None:
+        version = getattr(connection, "protocol_version", None)
+        if version:
+            session_attrs["mcp.protocol.version"] = str(version)
+        inst.server_session_duration.record(time.perf_counter() - t0, session_attrs)
+
+    connection.exit_stack.callback(closed)
+
+
+def _extract(meta: Any) -> Any:
+    """The remote parent carried in ``params._meta`` (W3C traceparent), or None."""
+    if not meta:
+        return None
+    try:
+        carrier = meta.model_dump(by_alias=True) if hasattr(meta, "model_dump") else dict(meta)
+    except Exception:
+        return None
+    if not carrier.get("traceparent"):
+        return None
+    ctx = _PROPAGATOR.extract(carrier)
+    return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
 
 
 def instrument_server(server: Any, telemetry: Any = None, capture_content: bool = False) -> Any:
-    """Add the tracing middleware to an existing ``MCPServer`` or low-level ``Server``; returns it."""
+    """Trace an existing server (``MCPServer``, ``FastMCP`` or a low-level ``Server``); returns it.
+
+    With mcp 2.x the tracing middleware replaces the SDK's own ``OpenTelemetryMiddleware`` in the
+    server's chain; with mcp 1.x every server is traced once :func:`instrument_mcp` has run, and
+    this only checks that it has.
+    """
     if telemetry is not None:
-        inst = _Instruments(telemetry, capture_content)
-        _state["server"] = inst
-    else:
-        inst = _state.get("server")
-        if inst is None:
-            raise RuntimeError("call instrument_mcp(telemetry) first, or pass telemetry")
-    middleware = server.middleware
-    if not any(isinstance(m, _ServerMiddleware) for m in middleware):
-        # Right after the SDK's own OpenTelemetry middleware: outside request-state sealing.
-        middleware.insert(min(1, len(middleware)), _ServerMiddleware(inst))
+        instrument_mcp(telemetry, capture_content=capture_content)
+    inst = _state.get("server")
+    if inst is None:
+        raise RuntimeError("call instrument_mcp(telemetry) first, or pass telemetry")
+    low = getattr(server, "_lowlevel_server", server)
+    middleware = getattr(low, "middleware", None)
+    if isinstance(middleware, list):
+        _install_middleware(middleware, inst)
     return server
 
 
-def instrument_mcp(telemetry: Any, capture_content: bool = False) -> None:
-    """Trace every ``ClientSession`` and every server created from now on into ``telemetry``."""
-    from mcp.client.session import ClientSession
-    from mcp.server.lowlevel.server import Server
+def _install_middleware(middleware: list[Any], inst: _Instruments) -> None:
+    mine = [m for m in middleware if isinstance(m, _ServerMiddleware)]
+    for m in mine:
+        if m._inst is not inst:
+            m._inst = inst
+    if mine:
+        return
+    for i, m in enumerate(middleware):
+        if type(m).__name__ == "OpenTelemetryMiddleware":
+            middleware[i] = _ServerMiddleware(inst)  # replace the SDK's span: one SERVER span per request
+            return
+    middleware.insert(0, _ServerMiddleware(inst))
 
-    with _lock:
-        if _state.get("patched"):
-            _restore()
-        inst = _Instruments(telemetry, capture_content)
-        orig_call = ClientSession.call_tool
-        orig_list = ClientSession.list_tools
-        orig_init = Server.__init__
 
-        async def call_tool(self: Any, name: str, arguments: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
-            return await _call_tool(inst, orig_call, self, name, arguments, *args, **kwargs)
+# --------------------------------------------------------------------------- server, mcp 1.x
 
-        async def list_tools(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return await _list_tools(inst, orig_list, self, *args, **kwargs)
 
-        def server_init(self: Any, *args: Any, **kwargs: Any) -> None:
-            orig_init(self, *args, **kwargs)
+async def _legacy_received_request(inst: _Instruments, original: Callable[..., Any], self: Any, responder: Any) -> Any:
+    """mcp 1.x: open the SERVER span when a request arrives; it ends when the response is sent."""
+    if _state.get("server") is inst:
+        try:
+            _legacy_start(inst, self, responder)
+        except Exception:
+            pass
+    try:
+        return await original(self, responder)
+    except BaseException as exc:
+        _legacy_end(responder, exc=exc)
+        raise
+
+
+def _legacy_start(inst: _Instruments, session: Any, responder: Any) -> None:
+    request = getattr(responder.request, "root", responder.request)
+    method = str(getattr(request, "method", "") or "")
+    params = getattr(request, "params", None)
+    attrs, name, span_only = _op_attributes(method, params)
+    metadata = getattr(responder, "message_metadata", None)
+    conn = _server_connection(getattr(metadata, "request_context", None))
+    attrs.update(conn.metric)
+    protocol = getattr(session, "_mcp_exec_protocol", None)
+    if protocol:
+        attrs["mcp.protocol.version"] = protocol
+    span_attrs = dict(attrs, **span_only, **conn.span)
+    span_attrs["jsonrpc.request.id"] = str(responder.request_id)
+    _set_quietly(session, "_mcp_exec_transport", conn.metric["network.transport"])
+    if conn.session_id:
+        span_attrs["mcp.session.id"] = conn.session_id
+    if method == "tools/call":
+        captured = inst.content(_param(params, "arguments") or {})
+        if captured is not None:
+            span_attrs["gen_ai.tool.call.arguments"] = captured
+    meta = getattr(params, "meta", None) if params is not None else None
+    parent = _extract(meta)
+    span = inst.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=span_attrs)
+    original_respond = responder.respond
+
+    async def respond(response: Any) -> None:
+        _legacy_result(inst, session, responder, method, response)
+        try:
+            await original_respond(response)
+        finally:
+            _legacy_end(responder)
+
+    responder._mcp_exec = (inst, span, attrs, time.perf_counter(), [None])
+    responder.respond = respond
+
+
+def _legacy_result(inst: _Instruments, session: Any, responder: Any, method: str, response: Any) -> None:
+    entry = getattr(responder, "_mcp_exec", None)
+    if entry is None:
+        return
+    _, span, _, _, error = entry
+    try:
+        result = getattr(response, "root", response)
+        if type(result).__name__ == "ErrorData":
+            error[0] = _mark_error_data(span, result)
+        elif method == "initialize":
+            version = _protocol_version_of(result)
+            if version:
+                _set_quietly(session, "_mcp_exec_protocol", version)
+                span.set_attribute("mcp.protocol.version", version)
+                entry[2]["mcp.protocol.version"] = version
+        elif method == "tools/call":
+            if _is_tool_error(result):
+                error[0] = _mark_tool_error(span)
+            else:
+                captured = inst.content(tool_result_payload(result))
+                if captured is not None:
+                    span.set_attribute("gen_ai.tool.call.result", captured)
+    except Exception:
+        pass
+
+
+def _legacy_end(responder: Any, exc: BaseException | None = None) -> None:
+    entry = getattr(responder, "_mcp_exec", None)
+    if entry is None:
+        return
+    responder._mcp_exec = None
+    inst, span, attrs, t0, error = entry
+    try:
+        if exc is not None and error[0] is None:
+            error[0] = _mark_failed(span, exc)
+        inst.server_duration.record(time.perf_counter() - t0, _with_error(dict(attrs), error[0]))
+    except Exception:
+        pass
+    finally:
+        span.end()
+
+
+async def _legacy_handle_request(original: Callable[..., Any], self: Any, message: Any, *args: Any, **kwargs: Any) -> Any:
+    """mcp 1.x: run the handler under the request's SERVER span (so its own spans nest)."""
+    entry = getattr(message, "_mcp_exec", None)
+    token = otel_context.attach(trace.set_span_in_context(entry[1])) if entry is not None else None
+    try:
+        return await original(self, message, *args, **kwargs)
+    except BaseException as exc:
+        _legacy_end(message, exc=exc)
+        raise
+    finally:
+        if token is not None:
+            otel_context.detach(token)
+        if entry is not None and getattr(message, "_mcp_exec", None) is not None and getattr(message, "_completed", False):
+            _legacy_end(message)
+
+
+async def _legacy_server_enter(inst: _Instruments, original: Callable[..., Any], self: Any) -> Any:
+    _set_quietly(self, "_mcp_exec_t0", time.perf_counter())
+    return await original(self)
+
+
+async def _legacy_server_exit(inst: _Instruments, original: Callable[..., Any], self: Any, exc_type: Any, exc: Any, tb: Any) -> Any:
+    try:
+        return await original(self, exc_type, exc, tb)
+    finally:
+        t0 = getattr(self, "_mcp_exec_t0", None)
+        if t0 is not None and _state.get("server") is inst:
+            _set_quietly(self, "_mcp_exec_t0", None)
+            attrs: dict[str, Any] = {"network.transport": getattr(self, "_mcp_exec_transport", "pipe")}
+            if attrs["network.transport"] == "tcp":
+                attrs["network.protocol.name"] = "http"
+            protocol = getattr(self, "_mcp_exec_protocol", None)
+            if protocol:
+                attrs["mcp.protocol.version"] = protocol
+            if exc_type is not None:
+                attrs["error.type"] = exc_type.__qualname__
             try:
-                instrument_server(self)
+                inst.server_session_duration.record(time.perf_counter() - t0, attrs)
             except Exception:
                 pass
 
-        call_tool.__wrapped__ = orig_call  # type: ignore[attr-defined]
-        list_tools.__wrapped__ = orig_list  # type: ignore[attr-defined]
-        server_init.__wrapped__ = orig_init  # type: ignore[attr-defined]
-        ClientSession.call_tool = call_tool  # type: ignore[method-assign]
-        ClientSession.list_tools = list_tools  # type: ignore[method-assign]
-        Server.__init__ = server_init  # type: ignore[method-assign]
-        _state.update(patched=True, originals=(orig_call, orig_list, orig_init), server=inst, client=inst)
+
+# --------------------------------------------------------------------------- patching
 
 
-def _restore() -> None:
+class _Patches:
+    """Class attributes replaced while instrumented, and how to put each back."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[Any, str, Any, bool]] = []
+
+    def replace(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+        own = name in vars(owner)
+        original = getattr(owner, name)
+        replacement = make(original)
+        try:
+            replacement.__wrapped__ = original
+        except Exception:
+            pass
+        setattr(owner, name, replacement)
+        self._undo.append((owner, name, original, own))
+
+    def restore(self) -> None:
+        for owner, name, original, own in reversed(self._undo):
+            if own:
+                setattr(owner, name, original)
+            else:
+                try:
+                    delattr(owner, name)
+                except AttributeError:
+                    pass
+        self._undo.clear()
+
+
+def mcp_major() -> int:
+    """The installed MCP SDK's major version (1 or 2)."""
+    from importlib.metadata import version
+
+    return int(version("mcp").split(".")[0])
+
+
+def _install(inst: _Instruments) -> _Patches:
     from mcp.client.session import ClientSession
-    from mcp.server.lowlevel.server import Server
 
-    orig_call, orig_list, orig_init = _state["originals"]
-    ClientSession.call_tool = orig_call  # type: ignore[method-assign]
-    ClientSession.list_tools = orig_list  # type: ignore[method-assign]
-    Server.__init__ = orig_init  # type: ignore[method-assign]
-    _state.clear()
+    legacy = mcp_major() < 2
+    patches = _Patches()
+
+    def method(fn: Callable[..., Any], *bound: Any) -> Callable[[Any], Any]:
+        def make(original: Callable[..., Any]) -> Callable[..., Any]:
+            async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+                return await fn(*bound[:1], original, *bound[1:], self, *args, **kwargs)
+
+            return wrapper
+
+        return make
+
+    patches.replace(ClientSession, "send_request", method(_send_request, inst, legacy))
+    patches.replace(ClientSession, "send_notification", method(_send_notification, inst))
+    patches.replace(ClientSession, "call_tool", method(_call_tool, inst))
+    patches.replace(ClientSession, "list_tools", method(_list_tools, inst))
+    patches.replace(ClientSession, "__aenter__", method(_client_enter, inst))
+    patches.replace(ClientSession, "__aexit__", method(_client_exit, inst))
+    try:
+        from mcp.client.streamable_http import StreamableHTTPTransport
+
+        def make_post_writer(original: Callable[..., Any]) -> Callable[..., Any]:
+            async def post_writer(self: Any, *args: Any, **kwargs: Any) -> Any:
+                return await _post_writer(original, self, *args, **kwargs)
+
+            return post_writer
+
+        patches.replace(StreamableHTTPTransport, "post_writer", make_post_writer)
+    except ImportError:  # pragma: no cover - every supported version has it
+        pass
+
+    if legacy:
+        from mcp.server.lowlevel.server import Server
+        from mcp.server.session import ServerSession
+
+        patches.replace(ServerSession, "_received_request", method(_legacy_received_request, inst))
+        patches.replace(ServerSession, "__aenter__", method(_legacy_server_enter, inst))
+        patches.replace(ServerSession, "__aexit__", method(_legacy_server_exit, inst))
+
+        def make_handle(original: Callable[..., Any]) -> Callable[..., Any]:
+            async def _handle_request(self: Any, message: Any, *args: Any, **kwargs: Any) -> Any:
+                return await _legacy_handle_request(original, self, message, *args, **kwargs)
+
+            return _handle_request
+
+        patches.replace(Server, "_handle_request", make_handle)
+    else:
+        import mcp.shared.jsonrpc_dispatcher as dispatcher
+        from mcp.server.lowlevel.server import Server
+
+        patches.replace(dispatcher, "otel_span", lambda original: _absorbing_otel_span(inst))
+
+        def make_init(original: Callable[..., Any]) -> Callable[..., Any]:
+            def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+                original(self, *args, **kwargs)
+                try:
+                    if isinstance(getattr(self, "middleware", None), list) and _state.get("server") is not None:
+                        _install_middleware(self.middleware, _state["server"])
+                except Exception:
+                    pass
+
+            return __init__
+
+        patches.replace(Server, "__init__", make_init)
+    return patches
+
+
+def _instrument(inst: _Instruments) -> None:
+    with _lock:
+        if _state.get("patches") is not None:
+            _state["patches"].restore()
+        _state.clear()
+        _state["server"] = inst  # before patching: servers built from now on pick it up
+        _state["patches"] = _install(inst)
+        _state["client"] = inst
+
+
+def instrument_mcp(telemetry: Any, capture_content: bool = False) -> None:
+    """Trace every ``ClientSession`` and every server from now on into ``telemetry``.
+
+    The application's ``list_tools`` calls become discovery queries and each tool call ends the
+    search. Calling it again re-targets the instrumentation to the new session.
+    """
+    _instrument(_Instruments(telemetry.tracer, telemetry.meter, telemetry, capture_content))
 
 
 def uninstrument_mcp() -> None:
-    """Undo :func:`instrument_mcp`; servers instrumented earlier stop recording too."""
+    """Undo :func:`instrument_mcp` (or ``McpInstrumentor().instrument()``); servers stop recording too."""
     with _lock:
-        if _state.get("patched"):
-            _restore()
+        patches = _state.get("patches")
+        if patches is not None:
+            patches.restore()
         _state.clear()
 
 
 def is_instrumented() -> bool:
-    return bool(_state.get("patched"))
+    return _state.get("patches") is not None
+
+
+# --------------------------------------------------------------------------- tool bridge
 
 
 class ToolBridge:
@@ -384,7 +1026,7 @@ class ToolBridge:
 
         result = asyncio.run_coroutine_threadsafe(run(), self.loop).result(self.timeout_s)
         payload = tool_result_payload(result)
-        if getattr(result, "is_error", False):
+        if _is_tool_error(result):
             raise ToolCallError(name, payload)
         return payload
 
@@ -405,4 +1047,3 @@ def current_traceparent() -> dict[str, str]:
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
     return carrier
-

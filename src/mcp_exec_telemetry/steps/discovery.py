@@ -4,6 +4,11 @@ One span and one histogram record per query. Query counts, successes and the hit
 from the duration histogram's counts split by ``outcome``; the only other record is made when the
 agent searches again straight after a query (``continued_queries``), which is what turns a
 successful query into a miss for the hit rate.
+
+A query is continued only when the next thing the agent does is another query. Every step that
+acts on what was found ends the search: the other steps do so when they start (``Session.begin``),
+and work that is not a step of ours, an MCP tool call above all, calls :meth:`DiscoveryStep.end_search`
+(the MCP integration does it for every ``call_tool``).
 """
 
 from __future__ import annotations
@@ -91,6 +96,14 @@ class DiscoveryStep(Step):
         if kind == "c":
             return {"outcome": key[1]}
         return {"detail_level": key[1]}
+
+    def end_search(self) -> None:
+        """The agent acted on what it found (a tool call, or any work of your own): the last query is not continued.
+
+        Cheap enough for every tool call: one attribute store.
+        """
+        if self._on:
+            self._s.begin("action")
 
     def _query_starts(self) -> None:
         s = self._s
