@@ -12,9 +12,11 @@ import pytest
 
 pytest.importorskip("mcp")
 
+import anyio  # noqa: E402
+
 from mcp_exec_telemetry.integrations.mcp import instrument_mcp, uninstrument_mcp  # noqa: E402
 from mcp_exec_telemetry.testing import capture  # noqa: E402
-from tests.test_integration_mcp import connected, run  # noqa: E402
+from tests.mcp_support import DEMO, stdio_session  # noqa: E402
 
 SECRETS = {
     "iban": "DE89 3704 0044 0532 0130 00",
@@ -29,12 +31,12 @@ def _call(capture_content: bool):
         instrument_mcp(cap.telemetry, capture_content=capture_content)
         try:
             async def scenario() -> None:
-                async with connected() as session:
+                async with stdio_session(DEMO) as session:
                     await session.call_tool("get_weather", {"city": f"Oslo, IBAN {SECRETS['iban']}",
                                                             "note": {"key": SECRETS["pem"], "password": SECRETS["password"],
                                                                      "db": SECRETS["dsn"]}})
 
-            run(scenario)
+            anyio.run(scenario)
         finally:
             uninstrument_mcp()
         (span,) = cap.spans("tools/call get_weather")

@@ -1,17 +1,25 @@
-"""Detection of PII values in text with one combined, compiled regular expression.
+"""Detection of PII values in text: one combined regular expression, one literal search, validators.
 
-Every built-in rule is a *body* pattern that may only start where the previous character is not
-part of a word (``[A-Za-z0-9_.+-]``).  The combined scanner expresses that guard by consuming the
-separator character first, ``[^A-Za-z0-9_.+-](?:body1|body2|...)``: a pattern that starts with a
-character class lets the regex engine skip non-candidate characters in C, so the whole text is
-scanned once, fast.  Only where the combined pattern hits (rare, PII is sparse) are the individual
-rules run, anchored at that position, to collect every candidate there; validators (Luhn, octet
-ranges, SSN rules, ...) drop false candidates and :func:`resolve_overlaps` keeps, among overlapping
-candidates, the longest (ties: the rule listed first in :data:`RULES`).
+Most built-in rules are a *body* pattern that may only start where the previous character is not
+part of a word (``[A-Za-z0-9_.+-]``; some also after a ``-``, as in ``customer-123-45-6789``).  The
+combined scanner expresses that guard by consuming the separator character first,
+``[^A-Za-z0-9_.+](?=[first characters])(?:...)``: a pattern that starts with a character class
+lets the regex engine skip non-candidate characters in C, and the alternatives are grouped by
+their first character, so the text is scanned once, fast, however many rules there are.
 
-The candidate set is exactly the one a sequential scan finds when each rule's own regex (the body
-behind a negative look-behind, see :attr:`Rule.regex`) is searched at every position, which is how
-``benchmarks/bench_pii.py`` checks that the single pass loses nothing.
+Rules that cannot be found that way are found by literals, in one search of the lower-cased text
+for all of them: *needles* every match contains (``PRIVATE KEY`` in a PEM block, even inside a
+JSON string), ``@`` for e-mail addresses and credential URLs (run at the start of the word
+before it), and key names for the rules that read a value after a key (``password=``,
+``"api_key": "..."``, ``secret: ...``; the literal is a rare part of the name, such as ``cret``
+or ``ken``).  Only where something hits (rare, PII is sparse) are the individual rules run,
+anchored; validators (Luhn, mod-97, base58check, bech32, octet ranges, SSN rules ...) drop false
+candidates and :func:`resolve_overlaps` keeps, among overlapping candidates, the longest (ties:
+the rule listed first in :data:`RULES`).
+
+The candidate set is the one a sequential scan finds when each rule's own regex (see
+:attr:`Rule.regex`) is searched at every position, which is how the tests and
+``benchmarks/bench_pii.py`` check that the single pass loses nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +31,6 @@ import enum
 import hashlib
 import ipaddress
 import re
-import sys
 from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
@@ -310,21 +317,6 @@ _LOOKBEHIND = f"(?<![{_WORDISH}])"
 _SEPARATOR = f"[^{_WORDISH}]"
 _END = "(?![A-Za-z0-9_]|[.-][0-9])"  # not followed by a word char, nor by ".5" / "-5"
 
-
-def _possessive(char_class: str, at_least_one: bool = True) -> str:
-    """``[class]++`` where the engine has it (3.11+), else the equivalent look-ahead/back-reference.
-
-    A run that is never given back on failure makes a failing attempt cost one pass over the word.
-    """
-    q = "+" if at_least_one else "*"
-    if sys.version_info >= (3, 11):
-        return f"{char_class}{q}+"
-    _possessive.counter += 1  # type: ignore[attr-defined]
-    name = f"_run{_possessive.counter}"  # type: ignore[attr-defined]
-    return f"(?=(?P<{name}>{char_class}{q}))(?P={name})"
-
-
-_possessive.counter = 0  # type: ignore[attr-defined]
 
 _DIGITS = "0123456789"
 _HEX = _DIGITS + "abcdefABCDEF"
