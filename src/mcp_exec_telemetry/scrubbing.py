@@ -36,7 +36,9 @@ __all__ = ["TelemetryScrubber"]
 
 _CACHE_LIMIT = 8192
 _CACHE_MAX_LEN = 256
-_CONTAINERS = frozenset({tuple, list, dict, bytes, bytearray})
+_SCALARS = frozenset({int, float, bool, type(None)})
+"""Attribute value types that cannot hold text: anything else (str, bytes, sequences, mappings,
+other types) is looked at."""
 
 
 class TelemetryScrubber:
@@ -142,7 +144,7 @@ class TelemetryScrubber:
         # BoundedAttributes keeps a plain dict in _dict: iterating it skips the mapping protocol.
         for key, val in getattr(attrs, "_dict", attrs).items():
             cls = val.__class__
-            if key not in clean_keys or (cls is str and val not in clean) or cls in _CONTAINERS:
+            if key not in clean_keys or (val not in clean if cls is str else cls not in _SCALARS):
                 break
         else:
             return attrs  # every key and string value already known clean
