@@ -7,8 +7,9 @@ history files all see the scrubbed values. Resource attributes are scrubbed once
 session is built, before any provider holds them. It matches PII *values*
 (see :mod:`mcp_exec_telemetry.pii`) wherever they sit -- strings, bytes, sequences and mappings
 nested to any depth, keys included -- and replaces each with ``[REDACTED:<type>]``; a string under
-a key that names a secret (``password``, ``api_key``, ``authorization`` ...) is replaced whole. Values without PII come back as the very same objects, and short strings
-are remembered, so the common case costs a dictionary lookup.
+a key that names a secret (``password``, ``api_key``, ``authorization`` ...) is replaced whole.
+Values without PII come back as the very same objects, and short strings are remembered, so the
+common case costs a dictionary lookup.
 """
 
 from __future__ import annotations
