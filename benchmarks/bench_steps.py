@@ -47,10 +47,10 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 
-from _harness import Result, Variant, fmt_us, interleave, machine, time_loop  # noqa: E402
+from _harness import Result, Variant, fmt_us, interleave, machine, time_loop, write_section  # noqa: E402
 from mcp_exec_telemetry import observe  # noqa: E402
 from mcp_exec_telemetry.config import TelemetryConfig  # noqa: E402
-from mcp_exec_telemetry.views import DURATION_BUCKETS_S, EXECUTION_BUCKETS_S  # noqa: E402
+from mcp_exec_telemetry.views import DURATION_BUCKETS_S, EXECUTION_BUCKETS_S, MEMORY_BUCKETS_MIB, SIZE_BUCKETS_BY  # noqa: E402
 
 _pc = time.perf_counter_ns
 _attach = otel_context.attach
@@ -58,7 +58,7 @@ _detach = otel_context.detach
 _in_ctx = trace.set_span_in_context
 
 STEPS = ("discovery", "execution", "sdk", "filtering", "skills", "security")
-GOALS = {"naive": 0.8, "floor": 1.2, "disabled_us": 1.0, "threads": 0.9, "summary_vs_collect": 2.0, "scrub_overhead": 0.15}
+GOALS = {"naive": 0.8, "floor": 1.2, "by_hand": 0.8, "disabled_us": 1.0, "threads": 0.9, "summary_vs_collect": 2.0, "scrub_overhead": 0.15}
 
 
 # --- the three implementations of each step --------------------------------------------------
@@ -104,6 +104,8 @@ class Raw:
         views = [
             View(instrument_type=Histogram, instrument_name="raw.execution.duration", aggregation=ExplicitBucketHistogramAggregation(EXECUTION_BUCKETS_S)),
             View(instrument_type=Histogram, instrument_name="raw.skills.duration", aggregation=ExplicitBucketHistogramAggregation(EXECUTION_BUCKETS_S)),
+            View(instrument_type=Histogram, instrument_name="raw.execution.memory", aggregation=ExplicitBucketHistogramAggregation(MEMORY_BUCKETS_MIB)),
+            View(instrument_type=Histogram, instrument_name="raw.execution.result_size", aggregation=ExplicitBucketHistogramAggregation(SIZE_BUCKETS_BY)),
         ] + [
             View(instrument_type=Histogram, instrument_name=f"raw.{step}.duration", aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS_S))
             for step in ("discovery", "sdk", "filtering")
@@ -116,6 +118,7 @@ class Raw:
         h, c = m.create_histogram, m.create_counter
         # floor: one histogram per step (security: one counter)
         self.d_dur, self.e_dur, self.s_dur = h("raw.discovery.duration", unit="s"), h("raw.execution.duration", unit="s"), h("raw.sdk.duration", unit="s")
+        self.e_mem, self.e_size = h("raw.execution.memory", unit="MiBy"), h("raw.execution.result_size", unit="By")
         self.f_dur, self.k_dur, self.p_det = h("raw.filtering.duration", unit="s"), h("raw.skills.duration", unit="s"), c("raw.pii.detections")
         # naive: one instrument per metric of the design's *Metrics records
         self.d_total, self.d_ok, self.d_cont, self.d_ms = c("raw.discovery.total_queries"), c("raw.discovery.successful_queries"), c("raw.discovery.continued_queries"), h("raw.discovery.response_time_ms", unit="ms")
@@ -323,6 +326,135 @@ def bench_steps(n: int, rounds: int, steps: tuple[str, ...] = STEPS) -> dict[str
     return out
 
 
+# --- 1b. the execution step against the same telemetry by hand, both shapes ---------------------
+
+SHAPES = {
+    "set_result(0)": {},
+    "set_result(exit_code=0, memory_mb=42, result_size_bytes=1800)": {"memory_mb": 42, "result_size_bytes": 1800},
+}
+
+
+class _Discard:
+    """A span exporter that accepts every batch (what a healthy collector costs this process, minus the network)."""
+
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def hand_execution(raw: "Raw", memory_mb: float | None, result_size_bytes: int | None) -> Callable[[], None]:
+    """The same telemetry as our execution step, written by hand: one span, current during the block,
+    with the same attributes, and the same histograms (duration; memory and result size when given)."""
+    tr, dur, mem, size = raw.tracer, raw.e_dur, raw.e_mem, raw.e_size
+    lang = {"language": "python3"}
+    ok = {"language": "python3", "outcome": "success"}
+
+    if memory_mb is None:
+
+        def run() -> None:
+            t0 = _pc()
+            span = tr.start_span("execution.run", attributes={"mcp_exec.execution.language": "python3"})
+            token = _attach(_in_ctx(span))
+            span.set_attribute("process.exit.code", 0)
+            dur.record((_pc() - t0) / 1e9, ok)
+            span.end()
+            _detach(token)
+
+        return run
+
+    def run_full() -> None:
+        t0 = _pc()
+        span = tr.start_span("execution.run", attributes={"mcp_exec.execution.language": "python3"})
+        token = _attach(_in_ctx(span))
+        span.set_attributes({"process.exit.code": 0, "mcp_exec.execution.memory_mb": memory_mb, "mcp_exec.execution.result_size_bytes": result_size_bytes})
+        dur.record((_pc() - t0) / 1e9, ok)
+        mem.record(memory_mb, lang)
+        size.record(result_size_bytes, lang)
+        span.end()
+        _detach(token)
+
+    return run_full
+
+
+def ours_execution(tel: Any, memory_mb: float | None, result_size_bytes: int | None) -> Callable[[], None]:
+    run = tel.execution.run
+    if memory_mb is None:
+
+        def ours() -> None:
+            with run("python3") as ex:
+                ex.set_result(0)
+
+        return ours
+
+    def ours_full() -> None:
+        with run("python3") as ex:
+            ex.set_result(exit_code=0, memory_mb=memory_mb, result_size_bytes=result_size_bytes)
+
+    return ours_full
+
+
+def bench_by_hand(n: int, rounds: int) -> dict[str, Any]:
+    """Our execution step vs the same telemetry by hand, spans through a BatchSpanProcessor on both sides."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    tel = new_telemetry()
+    tel.add_span_exporter(_Discard(), batch=True)
+    raw = Raw()
+    raw.tracer_provider.add_span_processor(BatchSpanProcessor(_Discard()))  # type: ignore[arg-type]
+    out: dict[str, Any] = {}
+    try:
+        variants = {}
+        for i, (shape, kw) in enumerate(SHAPES.items()):
+            variants[f"ours{i}"] = Variant(ours_execution(tel, kw.get("memory_mb"), kw.get("result_size_bytes")), after=tel._session.flush, setup=_root(tel.tracer))
+            variants[f"hand{i}"] = Variant(hand_execution(raw, kw.get("memory_mb"), kw.get("result_size_bytes")), setup=_root(raw.tracer))
+        # Where the floor is, for the full shape: the SDK calls alone that both sides make.
+        tr, dur, mem, size = raw.tracer, raw.e_dur, raw.e_mem, raw.e_size
+        lang, ok = {"language": "python3"}, {"language": "python3", "outcome": "success"}
+
+        def sdk_span() -> None:
+            span = tr.start_span("execution.run", attributes={"mcp_exec.execution.language": "python3"})
+            token = _attach(_in_ctx(span))
+            span.set_attributes({"process.exit.code": 0, "mcp_exec.execution.memory_mb": 42, "mcp_exec.execution.result_size_bytes": 1800})
+            span.end()
+            _detach(token)
+
+        def sdk_records() -> None:
+            dur.record(0.001, ok)
+            mem.record(42, lang)
+            size.record(1800, lang)
+
+        variants["sdk_span"] = Variant(sdk_span, setup=_root(raw.tracer))
+        variants["sdk_records"] = Variant(sdk_records)
+        plain = new_telemetry(scrub=False)
+        plain.add_span_exporter(_Discard(), batch=True)
+        variants["ours_noscrub"] = Variant(ours_execution(plain, 42, 1800), after=plain._session.flush, setup=_root(plain.tracer))
+        res = interleave(variants, n, rounds)
+        plain.shutdown()
+        for i, shape in enumerate(SHAPES):
+            out[shape] = {"ours_us": res.median(f"ours{i}"), "hand_us": res.median(f"hand{i}"), "ratio": res.ratio(f"ours{i}", f"hand{i}")}
+        full = list(SHAPES)[1]
+        out["floor"] = {
+            "span_us": res.median("sdk_span"),
+            "records_us": res.median("sdk_records"),
+            "span_share": res.ratio("sdk_span", "hand1"),
+            "records_share": res.ratio("sdk_records", "hand1"),
+            "ours_noscrub_us": res.median("ours_noscrub"),
+            "ours_noscrub_ratio": res.ratio("ours_noscrub", "hand1"),
+            "shape": full,
+        }
+    finally:
+        tel.shutdown()
+        raw.shutdown()
+    return out
+
+
 # --- 2. disabled ------------------------------------------------------------------------------
 
 
@@ -394,6 +526,7 @@ def bench_threads(per_thread: int, rounds: int) -> dict[str, Any]:
 
     variants: dict[str, tuple[Callable[[], None], Any, Any, int]] = {
         "ours (execution step)": (ours, tel._session.flush, _root(tel.tracer), per_thread),
+        "ours (execution step, memory and result size)": (ours_execution(tel, 42, 1800), tel._session.flush, _root(tel.tracer), per_thread),
         "raw floor (span + histogram)": (floor, None, _root(raw.tracer), per_thread),
         "raw histogram.record": (raw_hist, None, None, per_thread * 3),
     }
@@ -566,30 +699,43 @@ def bench_memory(total: int) -> dict[str, Any]:
     return out
 
 
+# A stand-in OTLP/HTTP receiver in a child process: reads every export and answers 200 (no decoding,
+# so the benchmark needs nothing beyond the package's extras, not the test suite's receiver).
 _RECEIVER = """
-import sys
-sys.path.insert(0, {root!r})
-from tests.servers.otlp import OtlpReceiver
-rx = OtlpReceiver(http_enabled=False).start()
-print(rx.grpc_endpoint, flush=True)
+import http.server, sys, threading
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+print(f"http://127.0.0.1:{srv.server_address[1]}", flush=True)
 sys.stdin.read()
-rx.stop()
 """
 
 
-def bench_exporters(n: int, rounds: int) -> dict[str, Any]:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from tests.servers._util import refused_endpoint
+def refused_endpoint() -> str:
+    """``http://127.0.0.1:PORT`` where nothing listens (the kernel picked the port a moment ago)."""
+    import socket
 
-    receiver = subprocess.Popen([sys.executable, "-c", _RECEIVER.format(root=str(ROOT))], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def bench_exporters(n: int, rounds: int) -> dict[str, Any]:
+    receiver = subprocess.Popen([sys.executable, "-c", _RECEIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         endpoint = receiver.stdout.readline().strip()  # type: ignore[union-attr]
         sessions = {
             "none": new_telemetry(),
             "prometheus": new_telemetry(prometheus=0),
-            "otlp (local receiver)": new_telemetry(otlp_endpoint=endpoint, otlp_protocol="grpc", export_interval_ms=1000, export_timeout_ms=2000),
-            "otlp (connection refused)": new_telemetry(otlp_endpoint=refused_endpoint(), otlp_protocol="grpc", export_interval_ms=1000, export_timeout_ms=500),
+            "otlp/http (local receiver)": new_telemetry(otlp_endpoint=endpoint, otlp_protocol="http/protobuf", export_interval_ms=1000, export_timeout_ms=2000),
+            "otlp/grpc (connection refused)": new_telemetry(otlp_endpoint=refused_endpoint(), otlp_protocol="grpc", export_interval_ms=1000, export_timeout_ms=500),
         }
         variants = {name: Variant(ours_ops(tel)["execution"], after=tel._session.flush, setup=_root(tel.tracer)) for name, tel in sessions.items()}
         res = interleave(variants, n, rounds)
@@ -615,13 +761,13 @@ def _ok(value: float, goal: float, below: bool = True) -> str:
 def report(results: dict[str, Any], elapsed_s: float, quick: bool) -> str:
     m = results["machine"]
     lines = [
-        "# Performance",
+        "## Per-step costs (`benchmarks/bench_steps.py`)",
         "",
         "Written by `benchmarks/bench_steps.py` (latest run: "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {elapsed_s:.0f} s{', --quick' if quick else ''}). Reproduce with:",
         "",
         "```bash",
-        ".venv/bin/python benchmarks/bench_steps.py        # about 2-4 minutes; rewrites this file",
+        ".venv/bin/python benchmarks/bench_steps.py        # about 3-5 minutes; rewrites this section",
         "```",
         "",
         "Machine: " + m["cpu"] + "; " + m["os"] + ".  ",
@@ -634,7 +780,7 @@ def report(results: dict[str, Any], elapsed_s: float, quick: bool) -> str:
         "runs. Our figures *include* handing the buffered measurements to the SDK (the flush that",
         "runs before every collection is inside the timed region), so no deferred work is hidden.",
         "",
-        "## 1. A step against the same telemetry written by hand",
+        "### 1. A step against raw OpenTelemetry written by hand",
         "",
         "*naive*: raw OpenTelemetry as a first hand-written version does it: the span with its",
         "attributes and one event, one instrument per metric of the design's records (3 to 5",
@@ -661,7 +807,43 @@ def report(results: dict[str, Any], elapsed_s: float, quick: bool) -> str:
         "are summed in the buffer. `discovery` also counts `continued_queries` (each query in this loop",
         "follows another query), one more measurement than the floor.",
         "",
-        "## 2. Disabled (`OTEL_SDK_DISABLED=true`)",
+        "### 1b. The execution step against the same telemetry by hand",
+        "",
+        "*by hand*: exactly the telemetry our step produces, written on the raw SDK: one span (current",
+        "during the block, the same attributes, set in one call) and the same histograms (duration; memory",
+        "and result size when given), spans exported through a `BatchSpanProcessor` on both sides (to an",
+        "exporter that accepts everything; ours scrubs spans before export, as by default). Goal for the",
+        "step as README shows it: ours / by hand <= 0.8.",
+        "",
+        "| step | ours | by hand | ours / by hand |",
+        "|---|---:|---:|---:|",
+    ]
+    bh = results["by_hand"]
+    for shape, r in bh.items():
+        if shape == "floor":
+            continue
+        goal = f" ({_ok(r['ratio'], GOALS['by_hand'])})" if "memory_mb" in shape else ""
+        lines.append(f"| `execution.run(...)` + `{shape}` | {fmt_us(r['ours_us'])} | {fmt_us(r['hand_us'])} | {r['ratio']:.2f}{goal} |")
+    fl = bh["floor"]
+    lines += [
+        "",
+        f"Where the floor is (same run, full shape): the SDK calls that both sides must make cost, alone,",
+        f"{fmt_us(fl['span_us'])} for the span (start, make current, set attributes, end into the batch",
+        f"processor) = {fl['span_share']:.2f} of the by-hand step, and {fmt_us(fl['records_us'])} for the three",
+        f"`Histogram.record` calls = {fl['records_share']:.2f} of it; together {fl['span_share'] + fl['records_share']:.2f}.",
+        "Every value still goes through the OpenTelemetry instruments (our step buffers the three values",
+        "and hands them to the same `Histogram.record` at drain time), so our step cannot cost less than",
+        "those calls: 0.8x by hand would leave our own work (input checks, the bounded `recent_*` record",
+        "the summary needs, the buffer) no time at all. In opentelemetry-sdk " + results["machine"]["opentelemetry-sdk"] + " one",
+        "`Histogram.record` cleans and copies the attribute dict, filters it through the view, hashes it",
+        "as a sorted tuple, builds a frozen `Measurement` dataclass and takes the aggregation's lock; the",
+        "span's attributes are validated one by one on the same `BoundedAttributes` path. Profiled with",
+        "cProfile over 20,000 steps, those two account for nearly all of our step's time. Without scrubbing",
+        f"(`scrub=False`) our full step is {fmt_us(fl['ours_noscrub_us'])}, {fl['ours_noscrub_ratio']:.2f}x by hand: scrubbing",
+        "runs on the batch processor's thread but shares the GIL. Below 0.8x would need a second",
+        "aggregation beside the SDK's, which the design rules out.",
+        "",
+        "### 2. Disabled (`OTEL_SDK_DISABLED=true`)",
         "",
         "| operation | per call |",
         "|---|---:|",
@@ -677,7 +859,7 @@ def report(results: dict[str, Any], elapsed_s: float, quick: bool) -> str:
         f"({_ok(worst, GOALS['disabled_us'])}), at most {dis['ratio_to_noop']:.2f}x the no-op tracer "
         f"({_ok(dis['ratio_to_noop'], 1.0)}). A disabled session hands out one shared no-op handle; `security` is two calls.",
         "",
-        "## 3. Two threads",
+        "### 3. Two threads",
         "",
         "Total throughput of two threads each running the same operations, divided by one thread's",
         "(the process has one GIL, so 1.0 is the ceiling). Goal: ours >= 0.9.",
@@ -696,7 +878,7 @@ def report(results: dict[str, Any], elapsed_s: float, quick: bool) -> str:
         "in batches, under one drain lock that a busy thread skips rather than waits for (see",
         "`src/mcp_exec_telemetry/_buffer.py`).",
         "",
-        "## 4. Collection",
+        "### 4. Collection",
         "",
         "`summary()`, `export_prometheus()` and the in-memory reader's own collect (flush +",
         "`get_metrics_data()`) with N attribute sets (N skill names, one `skills.duration` series each).",
@@ -710,7 +892,7 @@ def report(results: dict[str, Any], elapsed_s: float, quick: bool) -> str:
             f"| {size:,} | {r['collect']:.2f} ms | {r['summary']:.2f} ms | {r['prometheus']:.2f} ms | {r['summary_vs_collect']:.2f} ({_ok(r['summary_vs_collect'], GOALS['summary_vs_collect'])}) "
             f"| {r['collect'] / size * 1000:.0f} us, {r['summary'] / size * 1000:.0f} us, {r['prometheus'] / size * 1000:.0f} us |"
         )
-    lines += ["", "## 5. PII scanning and scrubbing", ""]
+    lines += ["", "### 5. PII scanning and scrubbing", ""]
     pii = results.get("pii")
     if pii:
         lines += ["Output of `benchmarks/bench_pii.py` (run as is, not edited here):", "", pii, ""]
@@ -733,7 +915,7 @@ def report(results: dict[str, Any], elapsed_s: float, quick: bool) -> str:
     mem = results["memory"]
     o, r_ = mem["ours"], mem["raw"]
     lines += [
-        "## 6. Memory and exporters",
+        "### 6. Memory and exporters",
         "",
         f"{o['ops']:,} operations (the six steps in turn) in a fresh process, spans to no exporter:",
         "",
@@ -762,7 +944,7 @@ def report(results: dict[str, Any], elapsed_s: float, quick: bool) -> str:
         "thread encodes every span to protobuf and sends it in this process, competing for the GIL with",
         "the agent (with a refused port the encoding still happens before the send fails).",
         "",
-        "## Notes",
+        "### Notes",
         "",
         "- The lock convoy: the issue measured raw histograms at 0.29x with two threads. Here, on",
         "  opentelemetry-sdk " + results["machine"]["opentelemetry-sdk"] + ", two threads on raw histograms or on the raw floor reach between",
@@ -773,14 +955,15 @@ def report(results: dict[str, Any], elapsed_s: float, quick: bool) -> str:
         "  more often (about +10% per step over 1,000,000 operations). The buffer is now a flat list of",
         "  existing objects and floats, which the GC does not track. The remaining long-lived object per",
         "  step is the bounded `recent_*` record the design asks for.",
-        "- The regression guard is `tests/test_performance.py` (normal suite, about 5 s): ours / naive <= 1.0",
-        "  and ours / floor <= 1.6 for three steps, disabled < 2 us, two threads >= 0.6x, each retried",
-        "  three times; plus the buffer's exactness (threads that exit, bounded size, summed counters).",
+        "- The regression guard is `tests/test_performance.py` (normal suite, about 10 s): ours / naive <= 1.0",
+        "  and ours / floor <= 1.6 for three steps, the README step <= 1.25x the same telemetry by hand,",
+        "  disabled < 2 us, two threads >= 0.6x, each retried three times; plus the buffer's exactness",
+        "  (threads that exit, bounded size, summed counters, every value of the README step recorded).",
         "",
     ]
     gaps = results.get("gaps")
     if gaps:
-        lines += ["## Goals not met", ""] + [f"- {g}" for g in gaps] + [""]
+        lines += ["### Goals not met", ""] + [f"- {g}" for g in gaps] + [""]
     return "\n".join(lines)
 
 
@@ -791,12 +974,19 @@ def find_gaps(results: dict[str, Any]) -> list[str]:
             gaps.append(f"{step}: ours / naive = {r['ratio_naive']:.2f} > {GOALS['naive']}")
         if r["ratio_floor"] > GOALS["floor"]:
             gaps.append(f"{step}: ours / floor = {r['ratio_floor']:.2f} > {GOALS['floor']}")
+    for shape, r in results["by_hand"].items():
+        if shape != "floor" and "memory_mb" in shape and r["ratio"] > GOALS["by_hand"]:
+            fl = results["by_hand"]["floor"]
+            gaps.append(
+                f"execution step with memory and result size: ours / same by hand = {r['ratio']:.2f} > {GOALS['by_hand']}. Cause: the SDK calls both "
+                f"sides make are {fl['span_share'] + fl['records_share']:.2f} of the by-hand step by themselves (section 1b), and every value must go through them."
+            )
     dis = results["disabled"]
     if max(dis[s] for s in STEPS) > GOALS["disabled_us"] or dis["ratio_to_noop"] > 1.0:
         gaps.append("disabled: slower than 1 us or than the no-op tracer")
-    t = next(v for k, v in results["threads"].items() if k.startswith("ours"))
-    if t["ratio"] < GOALS["threads"]:
-        gaps.append(f"threads: two threads reach {t['ratio']:.2f}x of one < {GOALS['threads']}")
+    for k, t in results["threads"].items():
+        if k.startswith("ours") and t["ratio"] < GOALS["threads"]:
+            gaps.append(f"threads ({k}): two threads reach {t['ratio']:.2f}x of one < {GOALS['threads']}")
     for size, r in results["collection"].items():
         if r["summary_vs_collect"] > GOALS["summary_vs_collect"]:
             gaps.append(
@@ -832,6 +1022,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}: {time.monotonic() - t:.1f} s]", file=sys.stderr, flush=True)
 
     stage("steps", lambda: bench_steps(n=300 if q else 1000, rounds=7 if q else 21))
+    stage("by_hand", lambda: bench_by_hand(n=300 if q else 1000, rounds=7 if q else 21))
     stage("disabled", lambda: bench_disabled(n=5000 if q else 20000, rounds=5 if q else 11))
     stage("threads", lambda: bench_threads(per_thread=1000 if q else 4000, rounds=3 if q else 7))
     stage("collection", lambda: bench_collection((10, 100, 1000) if q else (10, 100, 1000, 10000), budget_s=1.0 if q else 4.0))
@@ -845,8 +1036,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not (q or args.no_write):
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-        print(f"wrote {args.out} in {elapsed:.0f} s", file=sys.stderr)
+        write_section(args.out, "bench_steps", text)
+        print(f"wrote section bench_steps of {args.out} in {elapsed:.0f} s", file=sys.stderr)
     return 0
 
 

@@ -156,3 +156,59 @@ def test_counters_are_summed_per_series_before_reaching_the_sdk() -> None:
         buf.add(c, 1, b)
     buf.flush()
     assert sorted(calls, key=lambda x: x[0]) == [(10, b), (20, a)]
+
+
+def test_the_readme_step_costs_about_the_same_telemetry_written_by_hand() -> None:
+    """Loose guard on section 1b: the execution step with memory and result size against one span and
+    the same three histograms by hand, both through a BatchSpanProcessor (goal and floor: PERFORMANCE.md)."""
+    bench = _bench()
+
+    def check() -> tuple[bool, str]:
+        r = bench.bench_by_hand(n=300, rounds=7)
+        full = r["set_result(exit_code=0, memory_mb=42, result_size_bytes=1800)"]
+        floor = r["floor"]
+        # The SDK calls both sides make are most of the by-hand step; ours adds little beyond them.
+        ok = full["ratio"] <= 1.25 and floor["span_share"] + floor["records_share"] <= 1.0
+        return ok, f"ours {full['ours_us']:.1f} us vs by hand {full['hand_us']:.1f} us ({full['ratio']:.2f}); SDK share {floor['span_share'] + floor['records_share']:.2f}"
+
+    _retry(check)
+
+
+def test_the_benchmarks_need_nothing_from_the_test_suite() -> None:
+    """``python benchmarks/bench_*.py`` must run where pytest and tests/ are absent."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "sys.modules['pytest'] = None  # importing pytest now fails\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        "import bench_steps, bench_lifecycle\n"
+        "r = bench_steps.bench_by_hand(n=20, rounds=1)\n"
+        "assert r['floor']['span_us'] > 0\n"
+        "assert bench_steps.refused_endpoint().startswith('http://127.0.0.1:')\n"
+        "assert not any(m == 'tests' or m.startswith('tests.') for m in sys.modules), sorted(m for m in sys.modules if m.startswith('tests'))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("exemplars", [False, True], ids=["buffered", "direct"])
+def test_the_readme_step_records_every_value_through_the_instruments(exemplars: bool) -> None:
+    """Duration, memory and result size of each run reach the SDK's histograms, one value each."""
+    with observe(history=False, exemplars=exemplars) as tel:
+        for memory in (10, 42):
+            with tel.execution.run("python3") as ex:
+                ex.set_result(exit_code=0, memory_mb=memory, result_size_bytes=1800)
+        with tel.execution.run("python3") as ex:
+            ex.set_result(1)
+        points = {
+            m.name: m.data.data_points
+            for rm in tel.metrics_data().resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        }
+    memory = points["mcp_exec.execution.memory"][0]
+    size = points["mcp_exec.execution.result_size"][0]
+    assert (memory.count, memory.sum, memory.min, memory.max) == (2, 52, 10, 42)
+    assert (size.count, size.sum) == (2, 3600)
+    assert sorted((dict(p.attributes)["outcome"], p.count) for p in points["mcp_exec.execution.duration"]) == [("failure", 1), ("success", 2)]

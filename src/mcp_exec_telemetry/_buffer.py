@@ -75,6 +75,16 @@ class MetricBuffer:
     add = record
     """Buffer one counter increment (told apart from a histogram value at drain time)."""
 
+    def record_many(self, entries: list[Entry]) -> None:
+        """Buffer several measurements at once: ``[instrument, attributes, value, ...]``, flat."""
+        try:
+            buf = self._local.buf
+        except AttributeError:
+            buf = self._new_list()
+        buf.extend(entries)
+        if len(buf) >= _BOUND_ITEMS:
+            self._drain_own(buf)
+
     # --- draining ---------------------------------------------------------------------------
 
     def _new_list(self) -> list[Entry]:
@@ -159,6 +169,15 @@ class _Direct:
     @staticmethod
     def add(instrument: Any, value: float, attributes: Any = None) -> None:
         instrument.add(value, attributes)
+
+    @staticmethod
+    def record_many(entries: list[Entry]) -> None:
+        for i in range(0, len(entries), _STRIDE):
+            instrument, attributes, value = entries[i], entries[i + 1], entries[i + 2]
+            if hasattr(instrument, "record"):
+                instrument.record(value, attributes)
+            else:
+                instrument.add(value, attributes)
 
     def flush(self) -> None:
         return None

@@ -46,13 +46,14 @@ class Dropped(Exception):
 class Guard:
     """Validates caller input, and drops, logs and counts what it cannot record."""
 
-    __slots__ = ("strict", "_count", "_seen", "_lock")
+    __slots__ = ("strict", "_count", "_seen", "_lock", "_labels")
 
     def __init__(self, strict: bool) -> None:
         self.strict = strict
         self._count: Callable[[str, str], None] | None = None
         self._seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self._labels: set[str] = set()  # labels already accepted as they are: no regex on the hot path
 
     def bind(self, count: Callable[[str, str], None]) -> None:
         """Connect the counter that records drops (set once the meter exists)."""
@@ -142,9 +143,13 @@ class Guard:
         Anything that does not look like a label is recorded as ``other``: free text never
         becomes a metric attribute.
         """
+        if type(value) is str and value in self._labels:
+            return value
         if type(value) is not str and not isinstance(value, str):
             raise self.reject(field, f"must be a str, got {type(value).__name__}")
         if _LABEL_RE.fullmatch(value):
+            if type(value) is str and len(self._labels) < 1024:
+                self._labels.add(value)
             return value
         low = value.strip().lower()
         if _LABEL_RE.fullmatch(low):

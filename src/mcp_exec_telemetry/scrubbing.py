@@ -31,7 +31,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, Status
 
-from .pii import Scrubber, redaction_marker
+from .pii.scrub import Scrubber, redaction_marker
 
 __all__ = ["TelemetryScrubber"]
 

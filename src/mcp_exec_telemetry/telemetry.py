@@ -30,7 +30,7 @@ from . import summary as _summary
 from ._session import Session
 from ._version import __version__
 from .config import TelemetryConfig
-from ._exporters import ExportStats, GuardedMetricExporter, GuardedSpanExporter, SpanEndCounter, guarded_log_exporter
+from ._exporters import CollectorGate, ExportStats, GuardedMetricExporter, GuardedSpanExporter, SpanEndCounter, guarded_log_exporter, stop_http_server
 from .derived import with_derived
 from .scrubbing import TelemetryScrubber
 from .records import DiscoveryMetrics, ExecutionMetrics, FilteringMetrics, SdkMetrics, SecurityMetrics, SkillMetrics
@@ -192,11 +192,13 @@ class Telemetry:
         stats = self._export_stats
         if cfg.otlp_endpoint:
             metric_exporter, span_exporter = _otlp_exporters(cfg)
-            self._push_readers.append(PushReader(GuardedMetricExporter(metric_exporter, stats), self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
+            # At shutdown the gate fails these exports at once if the collector refuses connections.
+            gate = stats.gate = CollectorGate(str(cfg.otlp_endpoint))
+            self._push_readers.append(PushReader(GuardedMetricExporter(metric_exporter, stats, gate), self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
             # The shutdown warning compares spans ended with spans this exporter delivered.
             self.tracer_provider.add_span_processor(SpanEndCounter(stats))  # type: ignore[union-attr]
-            self._add_span_exporter(span_exporter, batch=True, stats=stats)
-            self.logger_provider = _otlp_logger_provider(cfg, self.resource, stats, self._scrubber)
+            self._add_span_exporter(span_exporter, batch=True, stats=stats, gate=gate)
+            # The OTLP log pipeline (provider, batch thread, exporter) is built by the first log_handler() call.
         for exporter in cfg.metric_exporters:
             self._push_readers.append(PushReader(GuardedMetricExporter(exporter, stats), self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
         port = cfg.prometheus_port
@@ -214,13 +216,13 @@ class Telemetry:
         """
         self._add_span_exporter(exporter, batch, stats=ExportStats())
 
-    def _add_span_exporter(self, exporter: Any, batch: bool, stats: ExportStats) -> None:
+    def _add_span_exporter(self, exporter: Any, batch: bool, stats: ExportStats, gate: CollectorGate | None = None) -> None:
         if not self.enabled or self.tracer_provider is None:
             return
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
         scrub = self._scrubber.span if self._scrubber is not None else None
-        guarded = GuardedSpanExporter(exporter, stats, scrub)
+        guarded = GuardedSpanExporter(exporter, stats, scrub, gate)
         if batch:
             processor: Any = BatchSpanProcessor(guarded, export_timeout_millis=self.config.export_timeout_ms)
         else:
@@ -347,7 +349,19 @@ class Telemetry:
         return generate_latest(self._prometheus_registry()).decode("utf-8")
 
     def log_handler(self, level: int = logging.NOTSET) -> logging.Handler | None:
-        """A ``logging`` handler that sends records to OTLP logs with trace and span ids, when OTLP is on."""
+        """A ``logging`` handler that sends records to OTLP logs with trace and span ids, when OTLP is on.
+
+        The OTLP log pipeline is built on the first call, so a session that never logs through
+        OpenTelemetry does not start its thread or load its modules.
+        """
+        if self.logger_provider is None and self.enabled and self.config.otlp_endpoint:
+            with self._lock:
+                if self.logger_provider is None and not self._closing:
+                    stats = self._export_stats
+                    try:
+                        self.logger_provider = _otlp_logger_provider(self.config, self.resource, stats, self._scrubber, stats.gate)
+                    except Exception as exc:  # never into the host: no handler, one warning
+                        self._session.guard.contain(exc, "log_handler")
         if self.logger_provider is None:
             return None
         try:  # the maintained handler (the otlp extra installs it)
@@ -441,6 +455,8 @@ class Telemetry:
             where = self.config.otlp_endpoint or "the configured exporters"
             what = dropped or "the final export"
             why = f"did not finish within {timeout_ms:.0f} ms" if not finished else "failed"
+            if stats.gate is not None and stats.gate.refused:
+                why = "failed: the collector refused the connection"
             _logger.warning("mcp-exec-telemetry: export to %s %s; dropped: %s", where, why, what)
 
     def _stop_exports(self, timeout_ms: float) -> None:
@@ -449,6 +465,12 @@ class Telemetry:
         def left() -> float:
             return max(1.0, (deadline - time.monotonic()) * 1000.0)
 
+        gate = self._export_stats.gate
+        if gate is not None:
+            try:  # a collector that refuses connections: fail what is left at once, do not retry
+                gate.check(timeout_s=min(0.1, left() / 1000.0))
+            except Exception as exc:
+                _logger.warning("mcp-exec-telemetry could not check the collector: %r", exc)
         for reader in self._push_readers:
             try:
                 reader.shutdown(timeout_millis=left())
@@ -461,8 +483,7 @@ class Telemetry:
             _logger.warning("mcp-exec-telemetry span export shutdown failed: %r", exc)
         if self._prom_server is not None:
             try:
-                self._prom_server.shutdown()
-                self._prom_server.server_close()
+                stop_http_server(self._prom_server, timeout_s=left() / 1000.0)
             except Exception:
                 pass
             self._prom_server = None
@@ -509,7 +530,7 @@ def _otlp_exporters(cfg: TelemetryConfig) -> tuple[Any, Any]:
         raise RuntimeError("OTLP export needs the 'otlp' extra: pip install 'mcp-exec-telemetry[otlp]'") from exc
 
 
-def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: ExportStats, scrubber: "TelemetryScrubber | None") -> Any:
+def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: ExportStats, scrubber: "TelemetryScrubber | None", gate: CollectorGate | None = None) -> Any:
     """A logger provider exporting log records over OTLP, beside metrics and spans."""
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -526,7 +547,7 @@ def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: Expor
 
         exporter = HttpLogExporter(endpoint=endpoint.rstrip("/") + "/v1/logs", headers=headers, timeout=timeout_s)
     provider = LoggerProvider(resource=resource)
-    provider.add_log_record_processor(BatchLogRecordProcessor(guarded_log_exporter(exporter, stats, scrubber.log if scrubber is not None else None), export_timeout_millis=cfg.export_timeout_ms))
+    provider.add_log_record_processor(BatchLogRecordProcessor(guarded_log_exporter(exporter, stats, scrubber.log if scrubber is not None else None, gate), export_timeout_millis=cfg.export_timeout_ms))
     return provider
 
 

@@ -18,9 +18,7 @@ import csv
 import io
 import math
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any, Callable, Iterable, Mapping
 
 from .history import SessionRecord, parse_time
@@ -257,6 +255,9 @@ class InfluxWriter:
         return len(items)
 
     def _post(self, body: bytes) -> None:
+        import urllib.error  # here, not at module level: the CLI's other commands need no HTTP client
+        import urllib.request
+
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self._auth:
             headers["Authorization"] = self._auth
@@ -283,7 +284,7 @@ class InfluxWriter:
         raise InfluxWriteError(f"InfluxDB at {self.url} did not accept the write after {self.retries + 1} attempts: {last}")
 
 
-def _error_text(err: urllib.error.HTTPError) -> str:
+def _error_text(err: Any) -> str:
     """InfluxDB's ``{"error": "..."}`` message, or the raw body, on one line."""
     import json
 

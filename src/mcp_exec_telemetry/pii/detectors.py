@@ -24,12 +24,8 @@ The candidate set is the one a sequential scan finds when each rule's own regex 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import enum
-import hashlib
-import ipaddress
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -130,6 +126,8 @@ def _valid_ipv4(value: str) -> bool:
 
 
 def _valid_ipv6(value: str) -> bool:
+    import ipaddress  # here: a large module that only IPv6-looking candidates need
+
     try:
         ipaddress.IPv6Address(value)
     except ValueError:
@@ -216,6 +214,8 @@ def _valid_base58check(value: str) -> bool:
     raw = n.to_bytes(25, "big") if n < 1 << 200 else b""
     if len(raw) != 25:
         return False
+    import hashlib  # here: only base58 candidates need it
+
     return hashlib.sha256(hashlib.sha256(raw[:21]).digest()).digest()[:4] == raw[21:]
 
 
@@ -247,6 +247,9 @@ def _valid_wallet(value: str) -> bool:
 
 def _valid_basic(value: str) -> bool:
     """``Basic <base64 of user:password>``."""
+    import base64  # here: only "Basic ..." candidates need it
+    import binascii
+
     try:
         decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
     except (binascii.Error, ValueError):
