@@ -14,6 +14,7 @@ without waiting for its serving loop's half-second poll.
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
 import threading
 import time
@@ -22,6 +23,28 @@ from typing import Any, Callable, Sequence
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+_logger = logging.getLogger("mcp_exec_telemetry")
+
+
+def serve_prometheus(port: int, host: str, registry: Any) -> Any:
+    """Serve ``registry`` on ``http://host:port/metrics``; the server, or None when the port is taken.
+
+    A port already in use (a second agent on the host) or a host that cannot be bound must not stop
+    the session: one warning says so, and the session runs without ``/metrics``. Port 0 asks the
+    kernel for a free port, so it never collides.
+    """
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        _logger.warning(
+            "mcp-exec-telemetry: cannot serve /metrics on %s:%s (%s); Prometheus serving is off for this session "
+            "(prometheus=0 picks a free port)", host, port, exc.strerror or exc,
+        )
+        return None
+    return server
 
 
 class ExportStats:

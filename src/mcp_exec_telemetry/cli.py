@@ -101,6 +101,8 @@ def _find_session(args: argparse.Namespace) -> tuple[history.SessionRecord, list
     """The session named by ``--session``, and every session of the history (for its predecessor)."""
     ref = args.session
     path = Path(ref)
+    if ref != "latest" and path.exists() and not path.is_file():  # a FIFO or device would block the read
+        raise CliError(f"--session {ref}: not a regular file")
     if ref != "latest" and (path.suffix == ".json" or path.is_file()):
         doc = history.load_session(path)
         day = date.fromisoformat(str(doc.get("date") or str(doc["start_time"])[:10]))

@@ -6,29 +6,79 @@ OpenTelemetry environment variables fill in what the caller leaves out, as OpenT
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import re
 import time
+import urllib.parse
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
 __all__ = ["TelemetryConfig"]
 
+_logger = logging.getLogger("mcp_exec_telemetry")
 _NAMESPACE_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
+PROTOCOLS = ("grpc", "http/protobuf")
+DEFAULT_PROTOCOL = "grpc"
+DEFAULT_EXPORT_INTERVAL_MS = 60_000.0
+DEFAULT_PROMETHEUS_PORT = 9464
+DEFAULT_OTLP_ENDPOINTS = {"grpc": "http://localhost:4317", "http/protobuf": "http://localhost:4318"}
+"""OpenTelemetry's default collector endpoint for each protocol."""
+
+
+def _bad_env(name: str, raw: str, why: str, default: Any) -> None:
+    """One warning for an ``OTEL_*`` value we cannot use: the variable, why, and the default used instead.
+
+    An environment value is deployment configuration, not code: a typo there must not stop the
+    agent, so the OpenTelemetry default is used (explicit keyword arguments still raise ``ValueError``).
+    """
+    _logger.warning("mcp-exec-telemetry: ignoring %s=%r (%s); using the OpenTelemetry default %s", name, raw, why, default)
 
 
 def _env_bool(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() == "true"
 
 
-def _env_float(name: str, default: float) -> float:
+def _env_positive_ms(name: str, default: float) -> float:
+    """A positive number of milliseconds from ``name``; ``default`` (with a warning) when it is not one."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
+        _bad_env(name, raw, "not a number", f"{default:g}")
         return default
+    if not (math.isfinite(value) and value > 0):
+        _bad_env(name, raw, "must be a positive number of milliseconds", f"{default:g}")
+        return default
+    return value
+
+
+def _env_port(name: str, default: int) -> int:
+    """A TCP port (0 to 65535) from ``name``; ``default`` (with a warning) when it is not one."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        _bad_env(name, raw, "not a port number", default)
+        return default
+    if not 0 <= port <= 65535:
+        _bad_env(name, raw, "a port is 0 to 65535", default)
+        return default
+    return port
+
+
+def endpoint_problem(url: str) -> str | None:
+    """Why the OTLP exporters would reject ``url`` (a URL that does not parse), or None when they take it."""
+    try:
+        urllib.parse.urlsplit(url).port  # .port raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        return str(exc) or "not a URL"
+    return None
 
 
 @dataclass
@@ -47,7 +97,8 @@ class TelemetryConfig:
     otlp_endpoint: str | None = None
     """OTLP endpoint; ``OTEL_EXPORTER_OTLP_ENDPOINT`` when unset. No endpoint, no OTLP export."""
     otlp_protocol: str | None = None
-    """``grpc`` or ``http/protobuf``; ``OTEL_EXPORTER_OTLP_PROTOCOL`` or ``grpc`` when unset."""
+    """``grpc`` or ``http/protobuf``; ``OTEL_EXPORTER_OTLP_PROTOCOL`` or ``grpc`` when unset
+    (``http/json``, which OpenTelemetry Python cannot send, falls back to ``http/protobuf`` with a warning)."""
     otlp_headers: Mapping[str, str] | None = None
     export_interval_ms: float | None = None
     """Metric push interval; ``OTEL_METRIC_EXPORT_INTERVAL`` or 60 000 ms when unset."""
@@ -83,11 +134,18 @@ class TelemetryConfig:
     (use :meth:`Telemetry.add_span_exporter` for scrubbed spans)."""
     metric_exporters: tuple[Any, ...] = ()
     """Extra metric exporters that receive each periodic export, beside OTLP."""
+    handle_signals: bool = True
+    """On SIGTERM or SIGHUP (``docker stop``, Kubernetes, a closing terminal), close, save and flush the
+    session before the process ends with that signal; only where the host left the default
+    disposition (a handler of the host's own stays in place). ``False`` leaves signals alone."""
+    thread_pool_context: bool = True
+    """Run ``ThreadPoolExecutor`` tasks in the OpenTelemetry context current at ``submit()``, so steps
+    in worker threads nest under the span that submitted them (see :func:`propagate_context_to_thread_pools`)."""
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "TelemetryConfig":
         """Build a config from keyword arguments, rejecting unknown names with a clear error."""
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls) if f.init}
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise TypeError(f"unknown telemetry option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -103,18 +161,33 @@ class TelemetryConfig:
             self.disabled = _env_bool("OTEL_SDK_DISABLED")
         if self.service_name is None:
             self.service_name = os.environ.get("OTEL_SERVICE_NAME") or None
-        if self.otlp_endpoint is None:
-            self.otlp_endpoint = (
-                os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-                or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-                or None
-            )
+        # Values from OTEL_* variables: a bad one is warned about and replaced by OpenTelemetry's
+        # default. Values passed as arguments: a bad one raises ValueError below.
         if self.otlp_protocol is None:
-            self.otlp_protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc").strip() or "grpc"
-        if self.otlp_protocol not in ("grpc", "http/protobuf"):
+            raw = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "").strip()
+            self.otlp_protocol = raw or DEFAULT_PROTOCOL
+            if raw and raw not in PROTOCOLS:
+                # http/json is legal OpenTelemetry, but the Python exporters send protobuf only;
+                # a collector's OTLP/HTTP endpoint accepts both.
+                self.otlp_protocol = "http/protobuf" if raw == "http/json" else DEFAULT_PROTOCOL
+                why = "OpenTelemetry Python sends OTLP as protobuf only" if raw == "http/json" else "expected grpc or http/protobuf"
+                _bad_env("OTEL_EXPORTER_OTLP_PROTOCOL", raw, why, self.otlp_protocol)
+        if self.otlp_protocol not in PROTOCOLS:
             raise ValueError(f"otlp_protocol must be 'grpc' or 'http/protobuf', got {self.otlp_protocol!r}")
+        if self.otlp_endpoint is None:
+            for name in ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+                raw = os.environ.get(name, "").strip()
+                if raw:
+                    why = endpoint_problem(raw)
+                    self.otlp_endpoint = raw if why is None else DEFAULT_OTLP_ENDPOINTS[self.otlp_protocol]
+                    if why is not None:
+                        _bad_env(name, raw, why, self.otlp_endpoint)
+                    break
+        elif not isinstance(self.otlp_endpoint, str) or endpoint_problem(self.otlp_endpoint):
+            why = endpoint_problem(self.otlp_endpoint) if isinstance(self.otlp_endpoint, str) else "not a str"
+            raise ValueError(f"otlp_endpoint must be a URL, got {self.otlp_endpoint!r}: {why}")
         if self.export_interval_ms is None:
-            self.export_interval_ms = _env_float("OTEL_METRIC_EXPORT_INTERVAL", 60_000.0)
+            self.export_interval_ms = _env_positive_ms("OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_EXPORT_INTERVAL_MS)
         if not self.export_interval_ms > 0:
             raise ValueError(f"export_interval_ms must be positive, got {self.export_interval_ms!r}")
         if not self.export_timeout_ms > 0:
@@ -125,12 +198,15 @@ class TelemetryConfig:
             raise ValueError(f"recent_limit must be an int >= 0, got {self.recent_limit!r}")
         if not self.bytes_per_token > 0:
             raise ValueError(f"bytes_per_token must be positive, got {self.bytes_per_token!r}")
+        p = self.prometheus
+        if p is not None and not isinstance(p, bool) and (not isinstance(p, int) or not 0 <= p <= 65535):
+            raise ValueError(f"prometheus must be True, False or a port from 0 to 65535, got {p!r}")
 
     @property
     def prometheus_port(self) -> int | None:
         """The port to serve ``/metrics`` on, or ``None`` when Prometheus serving is off."""
         if self.prometheus is True:
-            return int(os.environ.get("OTEL_EXPORTER_PROMETHEUS_PORT", "9464"))
+            return _env_port("OTEL_EXPORTER_PROMETHEUS_PORT", DEFAULT_PROMETHEUS_PORT)
         if self.prometheus is False or self.prometheus is None:
             return None
         return int(self.prometheus)

@@ -128,9 +128,14 @@ def render(
         kpi("Discovery Hit Rate", "n/a", _DIM, "(no queries)")
     runs = int(e.get("total_executions", 0))
     if runs:
-        rate = float(e.get("success_rate", 0.0))
-        good = rate >= 0.8
-        kpi("Execution Success Rate", f"{_pct(rate)} {st.ok if good else st.bad}", _GREEN if good else _RED)
+        # Cancelled and abandoned executions are neither successes nor failures: out of the rate, shown beside it.
+        stopped = sum(int(n) for n in (e.get("interrupted") or {}).values())
+        finished = runs - stopped
+        rate = int(e.get("successful_executions", 0)) / finished if stopped and finished > 0 else float(e.get("success_rate", 0.0))
+        good = rate >= 0.8 or finished <= 0
+        note = ", ".join(f"{int(n):,} {o}" for o, n in sorted((e.get("interrupted") or {}).items()) if int(n))
+        value = f"{_pct(rate)} {st.ok if good else st.bad}" if finished > 0 else "n/a"
+        kpi("Execution Success Rate", value, _GREEN if good else _RED, f"({note})" if note else "")
         avg = float(e.get("avg_duration_ms", 0.0))
         kpi("Avg Code Execution", _ms(avg), _GREEN if avg <= 2000 else _YELLOW, f"({_runs(runs)})")
     else:

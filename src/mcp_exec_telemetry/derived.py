@@ -65,7 +65,7 @@ def derived_metrics(data: MetricsData | None, namespace: str, bytes_per_token: f
     e_total = p.count("execution.duration")
     if e_total:
         e = _summary.execution(p, None)
-        out.append(_gauge(f"{ns}.execution.success_rate", "Successful executions / all executions", e.success_rate, start, now))
+        out.append(_gauge(f"{ns}.execution.success_rate", "Successful executions / executions that finished (cancelled and abandoned ones aside)", e.success_rate, start, now))
 
     inp = p.count("filtering.input_size")
     if inp:

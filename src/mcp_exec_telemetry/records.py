@@ -120,6 +120,8 @@ class DiscoveryMetrics:
     detail_level_distribution: dict[str, int] = field(default_factory=dict)
     hit_rate: float = 0.0
     cache_hits: int = 0
+    interrupted: dict[str, int] = field(default_factory=dict)
+    """Operations stopped from outside, by outcome (``cancelled``, ``abandoned``): counted in the total, not as failures."""
     recent_queries: list[QueryRecord] = field(default_factory=list)
 
 
@@ -139,6 +141,8 @@ class ExecutionMetrics:
     sdk_generation_time_ms: float = 0.0
     duration_buckets_ms: dict[str, int] = field(default_factory=dict)
     """Executions per duration bucket, keyed by upper bound in ms ("+Inf" last); not cumulative."""
+    interrupted: dict[str, int] = field(default_factory=dict)
+    """Operations stopped from outside, by outcome (``cancelled``, ``abandoned``): counted in the total, not as failures."""
     recent_executions: list[ExecutionRecord] = field(default_factory=list)
 
 
@@ -154,6 +158,8 @@ class SdkMetrics:
     avg_ipc_handler_size_bytes: float = 0.0
     cache_hits: int = 0
     cache_utilization: float = 0.0
+    interrupted: dict[str, int] = field(default_factory=dict)
+    """Operations stopped from outside, by outcome (``cancelled``, ``abandoned``): counted in the total, not as failures."""
     recent_generations: list[SdkGenerationRecord] = field(default_factory=list)
 
 
@@ -167,6 +173,8 @@ class FilteringMetrics:
     avg_reduction_ratio: float = 0.0
     context_tokens_saved: int = 0
     total_duration_ms: float = 0.0
+    interrupted: dict[str, int] = field(default_factory=dict)
+    """Operations stopped from outside, by outcome (``cancelled``, ``abandoned``): counted in the total, not as failures."""
     recent_operations: list[FilteringRecord] = field(default_factory=list)
 
 
@@ -191,6 +199,8 @@ class SkillMetrics:
     successful_executions: int = 0
     skill_stats: dict[str, SkillStats] = field(default_factory=dict)
     reuse_ratio: float = 0.0
+    interrupted: dict[str, int] = field(default_factory=dict)
+    """Operations stopped from outside, by outcome (``cancelled``, ``abandoned``): counted in the total, not as failures."""
     recent_skill_usage: list[SkillUsageRecord] = field(default_factory=list)
 
 

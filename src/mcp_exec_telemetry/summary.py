@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._session import Session
 
 OVERFLOW = "otel.metric.overflow"
+INTERRUPTED = ("cancelled", "abandoned")
+"""Outcomes of operations stopped from outside (a cancelled task, a session that ended first):
+counted in each step's total and in ``interrupted``, never as failures nor in success rates."""
 _BUCKET_KEYS: dict[tuple[float, ...], list[str]] = {}
 
 
@@ -76,6 +79,10 @@ class Points:
                 idx[v] = idx.get(v, 0) + (p.count if isinstance(p, HistogramDataPoint) else p.value)
             self._by_attr[(name, key)] = idx
         return idx
+
+    def interrupted(self, name: str) -> dict[str, int]:
+        """Counts of ``name`` with an interrupted outcome, by outcome (only those that occurred)."""
+        return {o: n for o in INTERRUPTED if (n := self.count_where(name, "outcome", o))}
 
     def count_where(self, name: str, key: str, value: Any) -> int:
         """Total of ``name`` over the points whose attribute ``key`` equals ``value``."""
@@ -136,12 +143,13 @@ class Points:
 def discovery(p: Points, s: "Session | None", recent: bool = True) -> DiscoveryMetrics:
     total = p.count("discovery.duration")
     ok = p.count_where("discovery.duration", "outcome", "success")
+    stopped = p.interrupted("discovery.duration")
     continued_ok = p.count_where("discovery.continued_queries", "outcome", "success")
     time_ms = p.hsum("discovery.duration") * 1000.0
     return DiscoveryMetrics(
         total_queries=total,
         successful_queries=ok,
-        failed_queries=total - ok,
+        failed_queries=total - ok - sum(stopped.values()),
         continued_queries=p.count("discovery.continued_queries"),
         total_time_ms=_r(time_ms, 3),
         avg_response_time_ms=_r(ratio(time_ms, total), 3),
@@ -149,6 +157,7 @@ def discovery(p: Points, s: "Session | None", recent: bool = True) -> DiscoveryM
         hits=ok - continued_ok,
         hit_rate=_r(ratio(ok - continued_ok, total)),
         cache_hits=p.count("discovery.cache_hits"),
+        interrupted=stopped,
         recent_queries=list(s.recent_queries) if s and recent else [],
     )
 
@@ -156,22 +165,25 @@ def discovery(p: Points, s: "Session | None", recent: bool = True) -> DiscoveryM
 def execution(p: Points, s: "Session | None", recent: bool = True) -> ExecutionMetrics:
     total = p.count("execution.duration")
     ok = p.count_where("execution.duration", "outcome", "success")
+    stopped = p.interrupted("execution.duration")
+    finished = total - sum(stopped.values())
     time_ms = p.hsum("execution.duration") * 1000.0
     mem_n = p.count("execution.memory")
     return ExecutionMetrics(
         total_executions=total,
         successful_executions=ok,
-        failed_executions=total - ok,
+        failed_executions=finished - ok,
         timeouts=p.count_where("execution.duration", "outcome", "timeout"),
         total_duration_ms=_r(time_ms, 3),
         avg_duration_ms=_r(ratio(time_ms, total), 3),
-        success_rate=_r(ratio(ok, total)),
+        success_rate=_r(ratio(ok, finished)),
         language_distribution=p.split("execution.duration", "language"),
         memory_peak_mb=_r(p.hmax("execution.memory"), 3),
         memory_avg_mb=_r(ratio(p.hsum("execution.memory"), mem_n), 3),
         memory_samples=mem_n,
         sdk_generation_time_ms=_r(p.hsum("sdk.duration") * 1000.0, 3),
         duration_buckets_ms=p.buckets("execution.duration"),
+        interrupted=stopped,
         recent_executions=list(s.recent_executions) if s and recent else [],
     )
 
@@ -193,6 +205,7 @@ def sdk(p: Points, s: "Session | None", recent: bool = True) -> SdkMetrics:
         avg_ipc_handler_size_bytes=_r(ratio(ipc, total), 3),
         cache_hits=hits,
         cache_utilization=_r(ratio(hits, total)),
+        interrupted=p.interrupted("sdk.duration"),
         recent_generations=list(s.recent_generations) if s and recent else [],
     )
 
@@ -209,6 +222,7 @@ def filtering(p: Points, s: "Session | None", bytes_per_token: float, recent: bo
         avg_reduction_ratio=_r(1.0 - out / inp if inp else 0.0),
         context_tokens_saved=int((inp - out) / bytes_per_token),
         total_duration_ms=_r(p.hsum("filtering.duration") * 1000.0, 3),
+        interrupted=p.interrupted("filtering.duration"),
         recent_operations=list(s.recent_operations) if s and recent else [],
     )
 
@@ -261,6 +275,7 @@ def skills(p: Points, s: "Session | None", recent: bool = True, top: int | None 
         successful_executions=p.count_where("skills.duration", "outcome", "success"),
         skill_stats=stats,
         reuse_ratio=_r(ratio(runs, active)),
+        interrupted=p.interrupted("skills.duration"),
         recent_skill_usage=list(s.recent_skill_usage) if s and recent else [],
     )
 
@@ -302,6 +317,7 @@ def summary_json(p: Points, s: "Session | None", *, bytes_per_token: float, star
             "total_time_ms": d.total_time_ms,
             "cache_hits": d.cache_hits,
             "detail_levels": d.detail_level_distribution,
+            "interrupted": d.interrupted,
         },
         "execution": {
             "total_executions": e.total_executions,
@@ -316,6 +332,7 @@ def summary_json(p: Points, s: "Session | None", *, bytes_per_token: float, star
             "memory_avg_mb": e.memory_avg_mb,
             "memory_samples": e.memory_samples,
             "duration_buckets_ms": e.duration_buckets_ms,
+            "interrupted": e.interrupted,
         },
         "sdk": {
             "total_generations": g.total_generations,
@@ -326,6 +343,7 @@ def summary_json(p: Points, s: "Session | None", *, bytes_per_token: float, star
             "ipc_handler_size_bytes": g.ipc_handler_size_bytes,
             "cache_hits": g.cache_hits,
             "cache_utilization": g.cache_utilization,
+            "interrupted": g.interrupted,
         },
         "filtering": {
             "total_operations": f.total_operations,
@@ -335,6 +353,7 @@ def summary_json(p: Points, s: "Session | None", *, bytes_per_token: float, star
             "total_input_bytes": f.total_input_bytes,
             "total_output_bytes": f.total_output_bytes,
             "operations": f.operation_distribution,
+            "interrupted": f.interrupted,
         },
         "skills": {
             "total_skills": k.total_skills,
@@ -343,6 +362,7 @@ def summary_json(p: Points, s: "Session | None", *, bytes_per_token: float, star
             "executions": k.total_executions,
             "successful_executions": k.successful_executions,
             "reuse_ratio": k.reuse_ratio,
+            "interrupted": k.interrupted,
             "top_skills": [
                 {"name": st.name, "runs": st.execution_count, "successes": st.success_count, "avg_duration_ms": st.avg_duration_ms}
                 for st in list(k.skill_stats.values())[:top_skills]

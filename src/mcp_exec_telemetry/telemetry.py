@@ -4,6 +4,12 @@
 as they are unless ``set_global=True``), one in-memory reader that every export reads from, and the
 step facades. It opens a ``session`` span that parents every step's span, and on exit flushes and
 shuts everything down within the configured export timeout, also when the block raised.
+
+The session's end is never lost: ``with tel:`` nested in ``with tel:`` is one session (it ends at
+the outer exit); steps still open at the end are recorded as ``abandoned`` (one warning); records
+made after the end are dropped and counted; SIGTERM and SIGHUP close, save and flush the session
+before the process ends with the signal; a forked ``multiprocessing`` worker saves its own session
+when it exits.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 import uuid
@@ -27,10 +35,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import INVALID_SPAN, Span
 
 from . import summary as _summary
-from ._session import Session
+from ._session import DroppedAfterClose, Session, propagate_context_to_thread_pools, restore_context
 from ._version import __version__
 from .config import TelemetryConfig
 from ._exporters import CollectorGate, ExportStats, GuardedMetricExporter, GuardedSpanExporter, SpanEndCounter, guarded_log_exporter, stop_http_server
+from ._exporters import serve_prometheus as _serve_prometheus
 from .derived import with_derived
 from .scrubbing import TelemetryScrubber
 from .records import DiscoveryMetrics, ExecutionMetrics, FilteringMetrics, SdkMetrics, SecurityMetrics, SkillMetrics
@@ -91,16 +100,29 @@ class Telemetry:
         self.config = config
         self.enabled = not config.disabled
         self._lock = threading.Lock()
+        self._signal_previous: dict[int, Any] = {}
+        """Dispositions our handler replaced, by signal (kept across fork: the child inherits the handler)."""
         self._build(in_forked_child=False)
         _LIVE.add(self)
+        if self.enabled and config.thread_pool_context:
+            try:
+                propagate_context_to_thread_pools()
+            except Exception as exc:  # pragma: no cover - never break the host over context propagation
+                _logger.warning("mcp-exec-telemetry could not propagate context to thread pools: %r", exc)
 
     def _build(self, in_forked_child: bool) -> None:
         """Create providers, the reader, the steps and the exports (again, in a forked child)."""
         config = self.config
         self._closed = False
         self._closing = False
+        self._depth = 0
+        self._closed_event = threading.Event()
+        self._shutdown_thread: int | None = None
+        self._pending_signal: int | None = None
+        self._forked_child = in_forked_child
         self._session_span: Span = INVALID_SPAN
         self._session_token: object | None = None
+        self._session_ctx: Any = None
         self._push_readers: list[PushReader] = []
         self._prom_registry: Any = None
         self._prom_server: Any = None
@@ -184,6 +206,15 @@ class Telemetry:
         self._build(in_forked_child=True)
         if inherited_session:
             self.__enter__()
+        # A multiprocessing worker (Process, Pool, ProcessPoolExecutor with "fork") ends in os._exit
+        # after running multiprocessing's finalizers: close and save the child's session there, so
+        # its records reach the history and the collector instead of vanishing with the process.
+        # The worker clears the finalizers it inherited before it runs the after-fork callbacks,
+        # so the finalizer is registered again from one of those.
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None:
+            _close_at_worker_exit(self)
+            mp_util.register_after_fork(self, _close_at_worker_exit)
 
     # --- wiring ---------------------------------------------------------------------------
 
@@ -203,10 +234,8 @@ class Telemetry:
             self._push_readers.append(PushReader(GuardedMetricExporter(exporter, stats), self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
         port = cfg.prometheus_port
         if port is not None and serve_prometheus:
-            from prometheus_client import start_http_server
-
             self._prometheus_registry()
-            self._prom_server, _thread = start_http_server(port, addr=cfg.prometheus_host, registry=self._prom_registry)
+            self._prom_server = _serve_prometheus(port, cfg.prometheus_host, self._prom_registry)
 
     def add_span_exporter(self, exporter: Any, batch: bool = True) -> None:
         """Send this session's spans to ``exporter``, after the scrubbing stage.
@@ -270,19 +299,101 @@ class Telemetry:
     # --- session span -----------------------------------------------------------------------
 
     def __enter__(self) -> "Telemetry":
+        """Open the session span (once: a nested ``with tel:`` joins the session already open)."""
+        with self._lock:
+            self._depth += 1
+            if self._depth > 1 or self._closing:
+                return self
         if self.enabled and self._session_span is INVALID_SPAN:
             try:
                 self._session_span = self._session.tracer.start_span(SESSION_SPAN_NAME, attributes={"mcp_exec.namespace": self.config.namespace})
-                self._session_token = otel_context.attach(trace.set_span_in_context(self._session_span))
+                self._session_ctx = trace.set_span_in_context(self._session_span)
+                self._session_token = otel_context.attach(self._session_ctx)
             except Exception as exc:
                 self._session.guard.contain(exc, "session span")
+            self._install_signal_handlers()
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        """End the session at the outermost ``with`` (an inner one only leaves it)."""
+        with self._lock:
+            self._depth = max(0, self._depth - 1)
+            if self._depth > 0:
+                return
         if exc is not None and self._session_span.is_recording():
             self._session_span.set_attribute("error.type", exc_type.__qualname__ if exc_type else type(exc).__qualname__)
             self._session_span.set_status(trace.Status(trace.StatusCode.ERROR))
         self.shutdown()
+
+    # --- SIGTERM and SIGHUP -----------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        """Handle SIGTERM and SIGHUP where the default disposition is in place (or another session's handler).
+
+        A handler of the host's own, or an ignored signal, is left exactly as it is. Only the main
+        thread can install handlers; a session opened on another thread leaves signals alone.
+        """
+        if not self.config.handle_signals or threading.current_thread() is not threading.main_thread():
+            return
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is None:
+                continue
+            try:
+                current = _skip_ended_sessions(signal.getsignal(sig), sig)
+                if current == self._on_signal:
+                    continue
+                if current is signal.SIG_DFL or isinstance(getattr(current, "__self__", None), Telemetry):
+                    signal.signal(sig, self._on_signal)
+                    self._signal_previous[sig] = current
+            except (ValueError, OSError, TypeError) as exc:  # pragma: no cover - embedded interpreters
+                _logger.debug("mcp-exec-telemetry left %s alone: %r", name, exc)
+
+    def _uninstall_signal_handlers(self) -> None:
+        """Put back what our handler replaced, unless the host has installed a handler since."""
+        if not self._signal_previous or threading.current_thread() is not threading.main_thread():
+            return
+        for sig, previous in list(self._signal_previous.items()):
+            try:
+                if signal.getsignal(sig) == self._on_signal:
+                    signal.signal(sig, _skip_ended_sessions(previous, sig))
+                    del self._signal_previous[sig]
+            except (ValueError, OSError, TypeError):  # pragma: no cover
+                pass
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        """SIGTERM/SIGHUP: close, save and flush the session, then let the signal end the process.
+
+        The handler runs on the main thread between two bytecodes of the host, which may hold a lock
+        the shutdown needs; so the shutdown runs on a thread of its own, and the wait for it is
+        bounded (export timeout plus 2 s for the history). A signal that interrupts this thread's
+        own shutdown is delivered again once that shutdown is done.
+        """
+        if self._shutdown_thread == threading.get_ident() and not self._closed_event.is_set():
+            self._pending_signal = signum
+            return
+        if not self._closing:
+            threading.Thread(target=self.shutdown, name="mcp-exec-telemetry-signal", daemon=True).start()
+        self._closed_event.wait(self.config.export_timeout_ms / 1000.0 + 2.0)
+        self._forward_signal(signum, frame)
+
+    def _forward_signal(self, signum: int, frame: Any) -> None:
+        """Hand ``signum`` to what our handler replaced: another session's handler, or the default action."""
+        previous = self._signal_previous.pop(signum, signal.SIG_DFL)
+        if previous is None:
+            previous = signal.SIG_DFL
+        try:
+            signal.signal(signum, previous)
+        except (ValueError, OSError, TypeError):  # pragma: no cover - not the main thread
+            pass
+        if callable(previous):
+            previous(signum, frame)
+            return
+        if previous == signal.SIG_IGN:  # pragma: no cover - we never replace SIG_IGN
+            return
+        os.kill(os.getpid(), signum)  # the default action: the process ends with this signal's status
+        time.sleep(1.0)
+        os._exit(128 + signum)  # pragma: no cover - the signal is blocked in this thread
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -402,38 +513,87 @@ class Telemetry:
             return False
         return ok
 
+    @property
+    def dropped_after_close(self) -> DroppedAfterClose:
+        """Records made after the session ended, and dropped: spans and metric measurements."""
+        dropper = self._session.after_close
+        return dropper.dropped if dropper is not None else DroppedAfterClose(0, 0)
+
+    def _steps(self) -> list[Any]:
+        return [self.discovery, self.execution, self.sdk, self.filtering, self.skills, self.security]
+
     def shutdown(self) -> None:
-        """End the session: close its span, flush and stop every exporter. Never raises, never hangs."""
+        """End the session: close its span, flush and stop every exporter. Never raises, never hangs.
+
+        Steps still open are recorded with outcome ``abandoned`` (one warning names them); records
+        made afterwards are dropped and counted in :attr:`dropped_after_close`.
+        """
         with self._lock:
             if self._closing:
                 return
             self._closing = True
+            self._shutdown_thread = threading.get_ident()
+        try:
+            self._shutdown()
+        finally:
+            self._closed_event.set()
+            self._uninstall_signal_handlers()
+            pending, self._pending_signal = self._pending_signal, None
+            if pending is not None:
+                self._forward_signal(pending, None)
+
+    def _shutdown(self) -> None:
         self.end_time_ns = self.config.clock()
         if not self.enabled:
             self._closed = True
             return
+        session = self._session
+        try:
+            abandoned = session.abandon_open()
+            if abandoned:
+                names = ", ".join(sorted(set(abandoned)))
+                _logger.warning(
+                    "mcp-exec-telemetry: %d step(s) still open when the session ended (%s); recorded with outcome 'abandoned'",
+                    len(abandoned), names,
+                )
+        except Exception as exc:
+            session.guard.contain(exc, "session end")
         try:
             if self._session_span is not INVALID_SPAN:
                 self._session_span.end()
-            if self._session_token is not None:
-                try:
-                    otel_context.detach(self._session_token)
-                except Exception:
-                    pass
-                self._session_token = None
         except Exception as exc:
-            self._session.guard.contain(exc, "session end")
+            session.guard.contain(exc, "session end")
+        if self._session_token is not None:
+            token, self._session_token = self._session_token, None
+            try:  # sessions may end in any order, and on another thread (a signal, a host's worker)
+                restore_context(token, self._session_ctx, self._session_span)
+            except Exception as exc:  # pragma: no cover
+                session.guard.contain(exc, "session end")
+        try:
+            session.close(self._steps())  # from here on, records are dropped and counted
+        except Exception as exc:  # pragma: no cover
+            session.guard.contain(exc, "session end")
         try:
             self._final_data = self._collect()
         except Exception:
             self._final_data = None
         self._closed = True
-        if self.config.history is not False and self.saved_path is None:
+        # A forked worker that recorded nothing (an idle pool worker) adds no empty session to the history.
+        idle_child = self._forked_child and not self._recorded_anything()
+        if self.config.history is not False and self.saved_path is None and not idle_child:
             try:
                 self.save()
             except Exception as exc:
                 _logger.warning("mcp-exec-telemetry could not write the session history: %r", exc)
         self._teardown_exports(timeout_ms=self.config.export_timeout_ms)
+
+    def _recorded_anything(self) -> bool:
+        """Whether any of this session's instruments holds a measurement."""
+        for points in _summary.Points(self._final_data, self.config.namespace).by_name.values():
+            for p in points:
+                if getattr(p, "count", None) or getattr(p, "value", None):
+                    return True
+        return False
 
     def _teardown_exports(self, timeout_ms: float) -> None:
         """Flush and stop every exporter, waiting at most ``timeout_ms``; then say what was dropped, once."""
@@ -552,6 +712,30 @@ def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: Expor
 
 
 _LIVE: "weakref.WeakSet[Telemetry]" = weakref.WeakSet()
+
+
+def _skip_ended_sessions(handler: Any, sig: int) -> Any:
+    """``handler``, or, when it is the handler of a session that has ended, what that one replaced.
+
+    A session that ends while another session's handler is installed over its own cannot put the
+    old disposition back; whoever finds its handler later steps over it, so no chain of ended
+    sessions builds up.
+    """
+    seen = 0
+    while isinstance(getattr(handler, "__self__", None), Telemetry) and seen < 100:
+        owner: Telemetry = handler.__self__
+        if not owner._closed_event.is_set():
+            break
+        handler = owner._signal_previous.get(sig, signal.SIG_DFL)
+        seen += 1
+    return handler
+
+
+def _close_at_worker_exit(tel: Telemetry) -> None:
+    """Have multiprocessing's exit (a worker's end, or atexit) close, save and flush ``tel``."""
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.Finalize(None, tel.shutdown, exitpriority=0)
 
 
 def _reset_sessions_in_child() -> None:

@@ -144,7 +144,9 @@ async def run_demo(tel: Any, workdir: Path, log: Any = None) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mcp-exec-telemetry demo", description="Run a scripted agent against a real MCP server over stdio and show its telemetry.")
+    from ..cli import _Parser  # a usage error is one line, as for every other command
+
+    p = _Parser(prog="mcp-exec-telemetry demo", description="Run a scripted agent against a real MCP server over stdio and show its telemetry.")
     p.add_argument("--otlp-endpoint", default=None, help="export traces and metrics over OTLP here (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
     p.add_argument("--otlp-protocol", default=None, choices=("grpc", "http/protobuf"))
     p.add_argument("--history", default=None, help="metrics history folder (default: MCP_EXEC_METRICS_DIR or .mcp_exec/metrics)")

@@ -5,6 +5,17 @@ leaving measures the elapsed time, records the step's histogram with prepared at
 the span. When the block raises, the operation is marked failed (span status ERROR, ``error.type``
 on the span and the metric) and the exception propagates unchanged. Telemetry's own failures never
 propagate (unless the session is strict).
+
+Outcomes that are not failures: a block interrupted by ``asyncio.CancelledError`` (a cancelled
+task, an ``asyncio.wait_for`` timeout) or ``GeneratorExit`` (a generator closed early) ends with
+outcome ``cancelled``; a step still open when its session ends is recorded by the session with
+outcome ``abandoned``. Both keep ``error.type`` on the metric and span, neither sets span status ERROR.
+
+The context is restored whatever happens: the span's context is detached even when ``end()``
+raises (a span processor failing in ``on_end``); a handle exited out of order (interleaved
+generators, a handle left open) never leaves an ended span current; and a handle exited from
+another task or thread leaves that task's context alone instead of printing OpenTelemetry's
+"Failed to detach context" traceback.
 """
 
 from __future__ import annotations
@@ -14,9 +25,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
 from .._buffer import buffer_for
+from .._session import restore_context
 from ..views import InstrumentSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,6 +37,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _perf_ns = time.perf_counter_ns
 ERROR_TYPE = "error.type"
+ERROR, CANCELLED, ABANDONED = "error", "cancelled", "abandoned"
+CANCELLATIONS = frozenset(("CancelledError", "GeneratorExit", "Cancelled"))
+"""``error.type`` values that mean the block was cancelled, not failed (asyncio and concurrent.futures
+``CancelledError``, ``GeneratorExit``, trio/anyio ``Cancelled``)."""
+
+
+def error_outcome(error_type: str) -> str:
+    """The outcome of an operation that ended with ``error_type``: ``cancelled``, ``abandoned`` or ``error``."""
+    if error_type in CANCELLATIONS:
+        return CANCELLED
+    return ABANDONED if error_type == ABANDONED else ERROR
 
 
 class Step:
@@ -85,13 +109,14 @@ class Step:
 class Operation:
     """Base of the handles returned by step context managers; ``span`` is the operation's span."""
 
-    __slots__ = ("_step", "span", "_t0", "_token", "_wall0")
+    __slots__ = ("_step", "span", "_t0", "_token", "_wall0", "_ctx")
     SPAN_NAME: ClassVar[str] = ""
 
     def __init__(self, step: Step) -> None:
         self._step = step
         self.span: Span = INVALID_SPAN
         self._token: object | None = None
+        self._ctx: Context | None = None
         self._t0 = 0
         self._wall0 = 0
 
@@ -100,9 +125,11 @@ class Operation:
 
     def __enter__(self) -> "Operation":
         s = self._step._s
+        s.open_operations[self] = True  # the session records what is still open when it ends
         try:
             self.span = s.tracer.start_span(self.SPAN_NAME, attributes=self._span_attributes())
-            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+            self._ctx = ctx = trace.set_span_in_context(self.span)
+            self._token = otel_context.attach(ctx)
             self._begin()
         except Exception as exc:
             s.guard.contain(exc, self.SPAN_NAME)
@@ -115,24 +142,51 @@ class Operation:
         s = self._step._s
         span = self.span
         try:
-            error_type: str | None = None
-            if exc is not None:
-                error_type = exc_type.__qualname__ if exc_type is not None else type(exc).__qualname__
-                span.set_attribute(ERROR_TYPE, error_type)
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, error_type))
-            self._finish(duration_s, error_type)
-        except Exception as internal:
-            s.guard.contain(internal, self.SPAN_NAME)
-        finally:
-            try:
-                span.end()
-                if self._token is not None:
-                    otel_context.detach(self._token)
-                    self._token = None
-            except Exception as internal:  # a detach from another context must not break the host
-                s.guard.contain(internal, self.SPAN_NAME + " end")
+            # Whoever removes the handle from the open set finishes it: this exit, or the session's
+            # end (which recorded it as abandoned; then there is nothing left to record here).
+            if s.open_operations.pop(self, None) is not None:
+                try:
+                    error_type: str | None = None
+                    if exc is not None:
+                        error_type = exc_type.__qualname__ if exc_type is not None else type(exc).__qualname__
+                        span.set_attribute(ERROR_TYPE, error_type)
+                        if error_type not in CANCELLATIONS:
+                            span.record_exception(exc)
+                            span.set_status(Status(StatusCode.ERROR, error_type))
+                    self._finish(duration_s, error_type)
+                except Exception as internal:
+                    s.guard.contain(internal, self.SPAN_NAME)
+                try:
+                    span.end()
+                except Exception as internal:  # a span processor raising in on_end
+                    s.guard.contain(internal, self.SPAN_NAME + " end")
+        finally:  # also when strict mode re-raises a failure of our own
+            self._restore_context()
         return False
+
+    def _restore_context(self) -> None:
+        """Detach this handle's context, leaving a sane one current whatever order handles exit in."""
+        token, self._token = self._token, None
+        if token is None:
+            return
+        try:
+            restore_context(token, self._ctx, self.span)
+        except Exception as internal:  # pragma: no cover - contextvars do not raise here
+            self._step._s.guard.contain(internal, self.SPAN_NAME + " detach")
+
+    def _abandon(self) -> None:
+        """Record this handle as ``abandoned``: its session ended while it was still open."""
+        duration_s = (_perf_ns() - self._t0) / 1e9
+        span = self.span
+        try:
+            span.set_attribute(ERROR_TYPE, ABANDONED)
+            self._finish(duration_s, ABANDONED)
+        except Exception as internal:
+            self._step._s.guard.contain(internal, self.SPAN_NAME)
+        try:
+            span.end()
+        except Exception as internal:
+            self._step._s.guard.contain(internal, self.SPAN_NAME + " end")
 
     async def __aenter__(self) -> "Operation":
         return self.__enter__()

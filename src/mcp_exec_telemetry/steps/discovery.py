@@ -17,7 +17,7 @@ from typing import Any
 
 from ..records import DetailLevel, QueryRecord, utc
 from ..views import DURATION_BUCKETS_S, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step
+from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome
 
 _LEVELS = {level.value: level.value for level in DetailLevel}
 
@@ -115,7 +115,7 @@ class DiscoveryStep(Step):
 
     def _record(self, keyword: str, level: str, duration_s: float, result_count: int, cache_hit: bool, error_type: str | None, wall_ns: int) -> None:
         if error_type is not None:
-            outcome = "error"
+            outcome = error_outcome(error_type)
         elif result_count > 0:
             outcome = "success"
         else:

@@ -1,7 +1,8 @@
 """Code execution: how fast and how reliably the agent's code runs in the sandbox.
 
 One span and one duration-histogram record per execution, split by ``language`` and ``outcome``
-(``success``, ``failure`` for a non-zero exit code, ``timeout``, ``error`` when the block raised).
+(``success``, ``failure`` for a non-zero exit code, ``timeout``, ``error`` when the block raised,
+``cancelled`` when it was cancelled, ``abandoned`` when the session ended first).
 Execution counts, success rate and timeouts are all derived from that histogram; memory and result
 size, when reported, go to histograms of their own whose max and mean give the peak and average.
 """
@@ -14,7 +15,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from ..records import ExecutionRecord, utc
 from ..views import EXECUTION_BUCKETS_S, MEMORY_BUCKETS_MIB, SIZE_BUCKETS_BY, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step
+from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome
 
 SUCCESS, FAILURE, TIMEOUT, ERROR = "success", "failure", "timeout", "error"
 OUTCOMES = frozenset((SUCCESS, FAILURE, TIMEOUT, ERROR))
@@ -100,7 +101,7 @@ class ExecutionStep(Step):
     @staticmethod
     def outcome(exit_code: int | None, timed_out: bool, error_type: str | None) -> str:
         if error_type is not None:
-            return ERROR
+            return error_outcome(error_type)
         if timed_out:
             return TIMEOUT
         if exit_code not in (None, 0):

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..records import FilteringRecord, utc
 from ..views import DURATION_BUCKETS_S, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step
+from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome
 
 
 class FilterOperation(Operation):
@@ -77,7 +77,7 @@ class FilteringStep(Step):
         return {"operation": key[1]}
 
     def _record(self, kind: str, input_bytes: int, output_bytes: int, duration_s: float, error_type: str | None, wall_ns: int) -> None:
-        outcome = "error" if error_type is not None else "success"
+        outcome = error_outcome(error_type) if error_type is not None else "success"
         self._buf.record(self._duration, duration_s, self._attrs("d", kind, outcome, error_type))  # type: ignore[attr-defined]
         attrs = self._attrs("o", kind)
         self._buf.add(self._input_size, input_bytes, attrs)  # type: ignore[attr-defined]

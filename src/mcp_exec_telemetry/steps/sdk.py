@@ -11,7 +11,7 @@ from typing import Any
 
 from ..records import SdkGenerationRecord, utc
 from ..views import DURATION_BUCKETS_S, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step
+from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome
 
 
 class GenerateOperation(Operation):
@@ -76,7 +76,7 @@ class SdkStep(Step):
         return attrs
 
     def _record(self, duration_s: float, tools: int, ipc_bytes: int, cache_hit: bool, error_type: str | None, wall_ns: int) -> None:
-        outcome = "error" if error_type is not None else "success"
+        outcome = error_outcome(error_type) if error_type is not None else "success"
         self._buf.record(self._duration, duration_s, self._attrs("d", cache_hit, outcome, error_type))  # type: ignore[attr-defined]
         if tools:
             self._buf.add(self._tools_included, tools)  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ from typing import Any
 from .._session import MAX_TRACKED_SKILLS, SkillInfo
 from ..records import SkillUsageRecord, utc
 from ..views import EXECUTION_BUCKETS_S, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step
+from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome
 
 SKILL_NAME = "skill.name"
 OVERFLOW = "otel.metric.overflow"
@@ -119,7 +119,7 @@ class SkillsStep(Step):
         return {"language": key[1]}
 
     def _record(self, name: str, duration_s: float, success: bool, error_type: str | None, wall_ns: int) -> None:
-        outcome = "error" if error_type is not None else ("success" if success else "failure")
+        outcome = error_outcome(error_type) if error_type is not None else ("success" if success else "failure")
         names = self._names
         if name in names or (len(names) < self._s.config.cardinality_limit and not names.add(name)):
             attrs = self._attrs("d", name, outcome, error_type)
