@@ -50,7 +50,7 @@ def test_a_timeout_kills_the_child_and_counts_as_a_timeout() -> None:
         assert result.timed_out is True
         assert result.exit_code == -9
         assert result.stdout == "started\n"
-        assert 500 <= result.duration_ms < 5000
+        assert 450 <= result.duration_ms < 5000  # the code's own run: from its start, seen where it runs
         summary = cap.summary()["execution"]
         assert (summary["total_executions"], summary["timeouts"], summary["successful_executions"]) == (1, 1, 0)
         (span,) = cap.spans("execution.run")

@@ -1,116 +1,90 @@
-"""Run agent-written Python 3 and JavaScript (node) in a child process, measured and reported.
+"""Run agent-written Python 3 and JavaScript (node) in a sandbox, measured and reported.
 
 ``CodeExecutor(telemetry).execute(code, "python3")`` writes the code to a private work folder and
-runs it in a new process group with:
+runs it with (see :mod:`.sandbox` for what each isolation holds):
 
-* a **timeout**: when it passes, the code's whole process group gets SIGKILL and the run counts as a
-  timeout (``ExecutionResult.timed_out``, the execution step's ``timeout`` outcome);
+* **isolation**: ``isolation="bwrap"`` (the default when bubblewrap works here) runs the code in a
+  bubblewrap sandbox, a security boundary; ``isolation="process"`` runs it as a plain child process,
+  which is not one;
+* a **timeout** that bounds :meth:`CodeExecutor.execute`: when it passes, everything the code started
+  is killed (under bubblewrap, the whole PID namespace) and ``execute()`` returns within about one
+  second with ``timed_out=True``, whatever the code did with its output, its sessions or its parent;
+* **resource limits** (:class:`~.sandbox.Limits`): memory (data segment, node's ``Buffer`` included),
+  CPU seconds, file size and process count; the reason a run ended is ``ExecutionResult.exit_reason``
+  (``exit``, ``signal``, ``timeout``, ``memory``, ``cpu_time``, ``file_size``, ``process_count``,
+  ``sandbox_error``), also on the span as ``mcp_exec.execution.exit_reason``;
 * an **output cap**: stdout and stderr keep at most ``output_limit_bytes`` each (the rest is read
-  and dropped, so the child never blocks on a full pipe) and ``output_truncated`` says so;
-* a **memory limit**: ``RLIMIT_AS`` set in the child before ``exec``. Python gets exactly
-  ``memory_limit_mb`` of address space. V8 reserves far more address space than it ever touches
-  (its pointer cage and code range), so node gets ``--max-old-space-size=<memory_limit_mb>`` for
-  its heap plus an address-space limit of ``memory_limit_mb + NODE_ADDRESS_SPACE_HEADROOM_MB``.
+  and dropped, so the child never blocks on a full pipe) and ``output_truncated`` says so.
 
-What is measured is real: the wall-clock duration from fork to reaping, the exit code (negative
-signal number when killed, as in ``subprocess``), the child's peak resident set size from the
-kernel (``ru_maxrss`` of the ``rusage`` that ``os.wait4`` returns for that child, which Linux
-reports in KiB), and the result size (bytes of captured stdout). All of it is reported through
-``tel.execution.run(language)``. The code is started, limited, timed out and reaped by a tiny
-launcher process (``_LAUNCHER``), because a child forked straight from a large agent process
-carries the size of its copy of the parent into ``ru_maxrss``; the launcher's own fork is small,
-so the figure is the code's own peak (an empty ``python3`` run measures about 8.5 MiB).
+What is measured is real and is the code's own: ``duration_ms`` is the run's time from its start (the
+fork of its process, or the hand-over to a sandbox set up ahead) to the reaping of its exit, measured
+by the fork server next to it (the execution step's ``execution.duration``); ``overhead_ms`` is the
+rest of the ``execute()`` call (work folder, socket, pipes, reading the output), reported apart as
+``mcp_exec.execution.overhead_ms`` and the ``execution.overhead`` histogram. ``peak_rss_bytes`` is the kernel's peak resident size of the
+run's processes (``ru_maxrss`` from ``wait4``), ``exit_code`` the exit status (a negative signal
+number when killed, as in ``subprocess``; under bubblewrap a status above 128 is read as
+``128 + signal``, as the shell does), ``result_size_bytes`` the bytes of captured stdout.
 
 Trace context and tool calls: the child gets ``TRACEPARENT`` (and ``TRACESTATE``) of the execution
-span. When the executor has a ``tool_handler``, it also serves a Unix socket whose path is in
-``MCP_EXEC_IPC``; the generated SDK (:mod:`.sdkgen`) sends each tool call there as one JSON line
-carrying the child's ``TRACEPARENT``. The executor's IPC thread continues that context and calls
-``tool_handler(name, arguments)`` in it, so the ``tools/call`` client span (and through
-``params._meta`` the server's span) lands under the execution span:
-session -> execution.run -> tools/call {tool} -> tools/call {tool} (server). The child exports no
-spans of its own; proxying keeps the MCP connection, and its telemetry, in the parent. The same
-socket takes ``{"type": "filtering", ...}`` reports from the child's filtering helpers, recorded
-through the filtering step under the execution span.
+span. A Unix socket in the work folder (path in ``MCP_EXEC_IPC``) is the sandbox's one door out: the
+generated SDK (:mod:`.sdkgen`) sends each tool call there as one JSON line carrying the child's
+``TRACEPARENT``, and ``tool_handler(name, arguments)`` answers it in that context, so the
+``tools/call`` client span (and through ``params._meta`` the server's span) lands under the execution
+span. The same socket takes ``{"type": "filtering", ...}`` reports from the child's filtering helpers.
+The door serves at most ``max_connections`` connections at once (more are closed as they arrive) on
+the executing thread's own event loop, and tool calls run on at most ``ipc_workers`` threads shared
+by the executor's runs: no thread per connection.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import selectors
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["CodeExecutor", "ExecutionResult", "LANGUAGES", "NODE_ADDRESS_SPACE_HEADROOM_MB"]
+from .sandbox import ISOLATIONS, STARTER, Limits, bwrap_command, bwrap_path, bwrap_problem, default_isolation, fork_server
+
+__all__ = ["CodeExecutor", "ExecutionResult", "EXIT_REASONS", "LANGUAGES", "Limits"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-# Address space node needs beyond its heap: V8 reserves its pointer-compression cage and code range up front.
-NODE_ADDRESS_SPACE_HEADROOM_MB = 16 * 1024
 LANGUAGES = {"python3": "python3", "python": "python3", "py": "python3", "javascript": "javascript", "js": "javascript", "node": "javascript"}
 _SUFFIX = {"python3": ".py", "javascript": ".js"}
 _READ_CHUNK = 65536
-_LAUNCHER_GRACE_S = 5.0
+_KILL_GRACE_S = 0.9  # after the timeout's kill, how long execute() waits for the exit report
+_DRAIN_GRACE_S = 0.25  # after the exit, how long output held open by leftovers is still read
+_MAX_LINE = 16 << 20  # one IPC message
 
-# The launcher sits between the executor and the code. A child forked straight from the (large)
-# agent process starts life as a copy of the parent's anonymous memory, and the kernel keeps that
-# copy's size in the child's ru_maxrss across exec; forked from this small launcher instead, the
-# code's ru_maxrss is its own peak. The launcher sets RLIMIT_AS in the fork before exec, puts the
-# code in a process group of its own, enforces the timeout (SIGKILL to that whole group), reaps it
-# with wait4 and writes one JSON report (wait status, ru_maxrss, pid, timed_out, duration) to fd 3.
-_LAUNCHER = r"""
-import json, os, resource, signal, sys, time
-fd, limit, timeout, argv = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    try:
-        os.close(fd)
-        os.setpgid(0, 0)
-        if limit:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        os.execv(argv[0], argv)
-    finally:
-        os._exit(127)
-timed_out = []
-def on_alarm(*_):
-    timed_out.append(1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-signal.signal(signal.SIGALRM, on_alarm)
-signal.setitimer(signal.ITIMER_REAL, timeout)
-_, status, ru = os.wait4(pid, 0)
-signal.setitimer(signal.ITIMER_REAL, 0)
-duration_ms = (time.perf_counter() - t0) * 1000.0
-os.write(fd, json.dumps({"status": status, "maxrss_kb": ru.ru_maxrss, "pid": pid, "timed_out": bool(timed_out), "duration_ms": duration_ms}).encode())
-os.close(fd)
-"""
-
-
-def _parse_report(raw: bytes) -> dict[str, Any] | None:
-    try:
-        report = json.loads(raw)
-        return report if isinstance(report, dict) and "status" in report else None
-    except ValueError:
-        return None
+EXIT_REASONS = ("exit", "signal", "timeout", "memory", "cpu_time", "file_size", "process_count", "sandbox_error")
+_SIGXCPU, _SIGXFSZ, _SIGKILL = 24, 25, 9
+# What the interpreters print when a limit stops them (the kernel only reports an error number).
+_REASON_TEXT = (
+    ("memory", ("MemoryError", "heap out of memory", "Array buffer allocation failed", "Cannot allocate memory", "Fatal process out of memory", "ENOMEM")),
+    ("file_size", ("File too large", "EFBIG")),
+    ("process_count", ("Resource temporarily unavailable", "EAGAIN", "can't start new thread")),
+)
 
 
 @dataclass
 class ExecutionResult:
-    """What one execution did; ``memory_mb`` is the child's peak RSS in MiB."""
+    """What one execution did; ``memory_mb`` is the code's peak RSS in MiB.
+
+    ``duration_ms`` is the code's own run time, ``overhead_ms`` what the executor spent around it,
+    ``exit_reason`` why it ended (one of :data:`EXIT_REASONS`), ``isolation`` where it ran.
+    """
 
     language: str
     exit_code: int
@@ -123,6 +97,9 @@ class ExecutionResult:
     result_size_bytes: int = 0
     tool_calls: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    exit_reason: str = "exit"
+    overhead_ms: float = 0.0
+    isolation: str = "process"
 
     @property
     def success(self) -> bool:
@@ -143,28 +120,20 @@ class ExecutionResult:
 
 
 class _Capped:
-    """Drain a pipe on a thread, keeping at most ``limit`` bytes."""
+    """Output of one pipe, keeping at most ``limit`` bytes."""
 
-    def __init__(self, stream: Any, limit: int) -> None:
-        self.stream = stream
+    __slots__ = ("limit", "data", "total")
+
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.data = bytearray()
         self.total = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
 
-    def _run(self) -> None:
-        try:
-            while True:
-                chunk = self.stream.read1(_READ_CHUNK) if hasattr(self.stream, "read1") else self.stream.read(_READ_CHUNK)
-                if not chunk:
-                    break
-                self.total += len(chunk)
-                room = self.limit - len(self.data)
-                if room > 0:
-                    self.data += chunk[:room]
-        except (OSError, ValueError):
-            pass
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
 
     @property
     def truncated(self) -> bool:
@@ -174,65 +143,135 @@ class _Capped:
         return self.data.decode("utf-8", errors="replace")
 
 
-class _IpcServer:
-    """The Unix-socket endpoint the generated SDK calls tools through (one JSON line per message)."""
+class _Conn:
+    """One connection to the IPC door: bytes read so far, complete lines waiting, one worker at a time."""
 
-    def __init__(self, path: str, handler: Callable[[str, dict[str, Any]], Any] | None, telemetry: Any) -> None:
+    __slots__ = ("sock", "buf", "pending", "busy", "lock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+        self.pending: collections.deque[bytes] = collections.deque()
+        self.busy = False
+        self.lock = threading.Lock()
+
+
+class _Door:
+    """The run's IPC socket: accepted and read on the executing thread, messages handled on the pool."""
+
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.handler = handler
-        self.telemetry = telemetry
+        self.executor: CodeExecutor | None = None
+        self.telemetry: Any = None
         self.calls = 0
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.bind(path)
-        self._sock.listen(16)
-        self._stop = False
-        self._threads: list[threading.Thread] = []
-        self._accept = threading.Thread(target=self._accept_loop, daemon=True)
-        self._accept.start()
+        self.refused = 0
+        self.conns: dict[int, _Conn] = {}
+        self.lock = threading.Lock()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(64)
+        self.listener.setblocking(False)
+        self.ctx = otel_context.get_current()
 
-    def _accept_loop(self) -> None:
-        while not self._stop:
+    def bind(self, executor: "CodeExecutor") -> None:
+        """Serve ``executor``'s tool handler in the caller's trace context (a prepared door has none)."""
+        self.executor = executor
+        self.telemetry = executor.telemetry
+        self.ctx = otel_context.get_current()
+
+    def accept(self, sel: selectors.BaseSelector) -> None:
+        while True:
             try:
-                conn, _ = self._sock.accept()
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError:
                 return
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(t)
-            t.start()
+            if self.executor is None or len(self.conns) >= self.executor.max_connections:
+                self.refused += 1
+                sock.close()
+                continue
+            sock.settimeout(10.0)  # replies are sent from the pool with a bound; reads only when ready
+            conn = _Conn(sock)
+            self.conns[sock.fileno()] = conn
+            sel.register(sock, selectors.EVENT_READ, conn)
 
-    def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rwb") as f:
-            for line in f:
+    def read(self, conn: _Conn, sel: selectors.BaseSelector) -> None:
+        try:
+            chunk = conn.sock.recv(_READ_CHUNK)
+        except (BlockingIOError, InterruptedError, socket.timeout):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk or len(conn.buf) + len(chunk) > _MAX_LINE:
+            self.drop(conn, sel)
+            return
+        conn.buf += chunk
+        if b"\n" not in chunk:
+            return
+        *lines, rest = bytes(conn.buf).split(b"\n")
+        conn.buf = bytearray(rest)
+        with conn.lock:
+            conn.pending.extend(line for line in lines if line.strip())
+            start = bool(conn.pending) and not conn.busy
+            if start:
+                conn.busy = True
+        if start:
+            self.executor._ipc_pool().submit(self._drain, conn)  # type: ignore[union-attr]
+
+    def drop(self, conn: _Conn, sel: selectors.BaseSelector) -> None:
+        try:
+            sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        self.conns.pop(conn.sock.fileno(), None)
+        with conn.lock:
+            close_now = not conn.busy
+            conn.pending.clear()
+        if close_now:
+            conn.sock.close()
+        else:
+            conn.busy = False  # the worker closes it after its reply
+
+    def _drain(self, conn: _Conn) -> None:
+        while True:
+            with conn.lock:
+                if not conn.pending:
+                    conn.busy = False
+                    return
+                line = conn.pending.popleft()
+            reply = self._handle_line(line)
+            if reply is not None:
                 try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                reply = self._handle(msg)
-                if reply is not None:
-                    try:
-                        f.write(json.dumps(reply, default=str).encode() + b"\n")
-                        f.flush()
-                    except OSError:
-                        return
+                    conn.sock.sendall(json.dumps(reply, default=str).encode("utf-8", "surrogatepass") + b"\n")
+                except (OSError, ValueError):
+                    pass
 
-    def _handle(self, msg: dict[str, Any]) -> dict[str, Any] | None:
+    def _handle_line(self, line: bytes) -> dict[str, Any] | None:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(msg, dict):
+            return None
         carrier = {k: msg[k] for k in ("traceparent", "tracestate") if isinstance(msg.get(k), str)}
-        token = otel_context.attach(_PROPAGATOR.extract(carrier)) if carrier.get("traceparent") else None
+        token = otel_context.attach(_PROPAGATOR.extract(carrier, context=self.ctx) if carrier.get("traceparent") else self.ctx)
         try:
             if msg.get("type") == "filtering":
                 self._filtering(msg)
                 return None
-            self.calls += 1
-            if self.handler is None:
+            with self.lock:
+                self.calls += 1
+            handler = self.executor.tool_handler if self.executor is not None else None
+            if handler is None:
                 return {"id": msg.get("id"), "error": "no tool handler: this executor cannot call tools"}
             try:
-                result = self.handler(str(msg.get("tool")), dict(msg.get("arguments") or {}))
+                result = handler(str(msg.get("tool")), dict(msg.get("arguments") or {}))
                 return {"id": msg.get("id"), "result": result}
             except Exception as exc:
                 return {"id": msg.get("id"), "error": str(exc) or type(exc).__name__}
         finally:
-            if token is not None:
-                otel_context.detach(token)
+            otel_context.detach(token)
 
     def _filtering(self, msg: dict[str, Any]) -> None:
         if self.telemetry is None:
@@ -243,21 +282,79 @@ class _IpcServer:
             pass
 
     def close(self) -> None:
-        self._stop = True
+        for conn in list(self.conns.values()):
+            try:
+                conn.sock.close()
+            except OSError:
+                pass
+        self.conns.clear()
         try:
-            self._sock.close()
+            self.listener.close()
         except OSError:
             pass
-        for t in self._threads:
-            t.join(timeout=5)
+        self.executor = None
+        self.telemetry = None
+
+
+@dataclass
+class _Prepared:
+    """A bubblewrap sandbox set up ahead of the run that will use it, waiting on its --block-fd."""
+
+    server: Any
+    run_id: int
+    workdir: str
+    door: _Door
+    out_r: int
+    err_r: int
+    rep_r: int
+    ready_r: int
+
+    def ready(self) -> bool:
+        """Its starter is up and waiting (else a fresh sandbox would start sooner)."""
+        import select
+
+        readable, _, _ = select.select([self.ready_r], [], [], 0)
+        return bool(readable)
+
+    def dead(self) -> bool:
+        """Its sandbox already exited (it failed to set up, or the fork server is gone)."""
+        import select
+
+        if not self.server.alive():
+            return True
+        readable, _, _ = select.select([self.rep_r], [], [], 0)
+        return bool(readable)
+
+    def discard(self) -> None:
+        if self.server.owner == os.getpid():  # not a fork server inherited across os.fork()
+            self.server.kill(self.run_id)
+        self.door.close()
+        for fd in (self.out_r, self.err_r, self.rep_r, self.ready_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _discard_prepared(box: list[_Prepared | None]) -> None:
+    prepared, box[0] = box[0], None
+    if prepared is not None:
+        prepared.discard()
 
 
 class CodeExecutor:
-    """Runs code in a subprocess and reports each run through the execution step.
+    """Runs code in a sandbox and reports each run through the execution step.
 
     ``sdk_dir`` (a folder from :class:`~.sdkgen.SdkGenerator`) goes on ``PYTHONPATH`` and
     ``NODE_PATH``; ``tool_handler(name, arguments)`` answers the child's tool calls (e.g. a
     :class:`~.mcp.ToolBridge`). ``telemetry`` may be None to run unobserved.
+
+    ``isolation`` is ``"bwrap"`` (a security boundary; an error when bubblewrap cannot run here) or
+    ``"process"`` (no boundary); by default bubblewrap when it works, else ``"process"`` with a loud
+    warning. ``allow_network`` lets sandboxed code reach the network. Limits: ``memory_limit_mb``,
+    ``cpu_time_limit_s`` (default: the timeout), ``file_size_limit_mb``, ``process_limit``; ``0``
+    turns one off.
     """
 
     def __init__(
@@ -271,6 +368,13 @@ class CodeExecutor:
         timeout_s: float = 30.0,
         memory_limit_mb: int = 512,
         output_limit_bytes: int = 1 << 20,
+        isolation: str | None = None,
+        allow_network: bool = False,
+        cpu_time_limit_s: float | None = None,
+        file_size_limit_mb: int = 64,
+        process_limit: int = 64,
+        max_connections: int = 32,
+        ipc_workers: int = 4,
     ) -> None:
         self.telemetry = telemetry
         self.sdk_dir = str(sdk_dir) if sdk_dir is not None else None
@@ -280,6 +384,39 @@ class CodeExecutor:
         self.timeout_s = timeout_s
         self.memory_limit_mb = memory_limit_mb
         self.output_limit_bytes = output_limit_bytes
+        if isolation is None:
+            isolation = default_isolation()
+        elif isolation not in ISOLATIONS:
+            raise ValueError(f"unknown isolation {isolation!r}: use 'bwrap' or 'process'")
+        elif isolation == "bwrap":
+            problem = bwrap_problem()
+            if problem is not None:
+                raise RuntimeError(f"isolation='bwrap' was asked for but {problem}")
+        self.isolation = isolation
+        self._bwrap = bwrap_path() if isolation == "bwrap" else None
+        self.allow_network = allow_network
+        self.cpu_time_limit_s = cpu_time_limit_s
+        self.file_size_limit_mb = file_size_limit_mb
+        self.process_limit = process_limit
+        self.max_connections = max_connections
+        self.ipc_workers = ipc_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        # One sandbox set up ahead (after the first run), so that the next run skips the set-up.
+        self._ready: list[_Prepared | None] = [None]
+        self._ready_lock = threading.Lock()
+        weakref.finalize(self, _discard_prepared, self._ready)
+
+    def close(self) -> None:
+        """Discard the sandbox set up ahead for the next run (also done when the executor is collected)."""
+        with self._ready_lock:
+            _discard_prepared(self._ready)
+
+    def _ipc_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=max(1, self.ipc_workers), thread_name_prefix="mcp-exec-ipc")
+            return self._pool
 
     def command(self, language: str, script: str, memory_limit_mb: int | None) -> list[str]:
         if language == "python3":
@@ -304,15 +441,19 @@ class CodeExecutor:
         if lang is None:
             raise ValueError(f"unsupported language {language!r}: use python3 or javascript")
         if self.telemetry is None:
-            return self._run(code, lang, timeout_s, memory_limit_mb, output_limit_bytes, env, None)
+            return self._run(code, lang, timeout_s, memory_limit_mb, output_limit_bytes, env)
         with self.telemetry.execution.run(lang) as op:
-            result = self._run(code, lang, timeout_s, memory_limit_mb, output_limit_bytes, env, op)
+            result = self._run(code, lang, timeout_s, memory_limit_mb, output_limit_bytes, env)
             if result.timed_out:
                 op.set_timed_out()
             op.set_result(result.exit_code, memory_mb=round(result.memory_mb, 3), result_size_bytes=result.result_size_bytes)
-            op.span.set_attribute("mcp_exec.execution.tool_calls", result.tool_calls)
+            op.set_code_duration(result.duration_ms, result.overhead_ms)
+            span = op.span
+            span.set_attribute("mcp_exec.execution.tool_calls", result.tool_calls)
+            span.set_attribute("mcp_exec.execution.exit_reason", result.exit_reason)
+            span.set_attribute("mcp_exec.execution.isolation", result.isolation)
             if result.output_truncated:
-                op.span.set_attribute("mcp_exec.execution.output_truncated", True)
+                span.set_attribute("mcp_exec.execution.output_truncated", True)
         return result
 
     async def execute_async(self, code: str, language: str = "python3", **kwargs: Any) -> ExecutionResult:
@@ -323,15 +464,31 @@ class CodeExecutor:
 
         return await asyncio.to_thread(functools.partial(self.execute, code, language, **kwargs))
 
-    def _run(self, code: str, lang: str, timeout_s: float | None, memory_limit_mb: int | None, output_limit_bytes: int | None, env: Mapping[str, str] | None, op: Any) -> ExecutionResult:
+    def _limits(self, mem: int | None, timeout: float) -> Limits:
+        cpu = self.cpu_time_limit_s if self.cpu_time_limit_s is not None else timeout
+        return Limits(memory_mb=mem or None, cpu_time_s=cpu or None, file_size_mb=self.file_size_limit_mb or None, processes=self.process_limit or None)
+
+    def _run(self, code: str, lang: str, timeout_s: float | None, memory_limit_mb: int | None, output_limit_bytes: int | None, env: Mapping[str, str] | None) -> ExecutionResult:
+        t_call = time.perf_counter()
         timeout = self.timeout_s if timeout_s is None else timeout_s
         mem = self.memory_limit_mb if memory_limit_mb is None else memory_limit_mb
         cap = self.output_limit_bytes if output_limit_bytes is None else output_limit_bytes
-        workdir = tempfile.mkdtemp(prefix="mcp-exec-")
-        ipc: _IpcServer | None = None
+        limits = self._limits(mem, timeout)
+        prepared = self._take_prepared()
+        fds: list[int] = []
+        if prepared is not None:
+            workdir, door = prepared.workdir, prepared.door
+            fds += [prepared.out_r, prepared.err_r, prepared.rep_r]
+        else:
+            workdir, door = tempfile.mkdtemp(prefix="mcp-exec-"), None
         try:
             script = os.path.join(workdir, "main" + _SUFFIX[lang])
-            Path(script).write_text(code, encoding="utf-8")
+            with open(script, "wb") as f:
+                # A lone surrogate cannot be UTF-8: write it as the escape it would be in a string literal.
+                f.write(code.encode("utf-8", "backslashreplace"))
+            if door is None:
+                door = _Door(os.path.join(workdir, "ipc.sock"))
+            door.bind(self)
             child_env = self._environment(workdir, env)
             carrier: dict[str, str] = {}
             _PROPAGATOR.inject(carrier)
@@ -339,109 +496,217 @@ class CodeExecutor:
                 child_env["TRACEPARENT"] = carrier["traceparent"]
             if "tracestate" in carrier:
                 child_env["TRACESTATE"] = carrier["tracestate"]
-            ipc = _IpcServer(os.path.join(workdir, "ipc.sock"), self.tool_handler, self.telemetry)
-            child_env["MCP_EXEC_IPC"] = ipc.path
-            limit_bytes = None
-            if mem:
-                limit_mb = mem if lang == "python3" else mem + NODE_ADDRESS_SPACE_HEADROOM_MB
-                limit_bytes = limit_mb * 1024 * 1024
-
-            report_r, report_w = os.pipe()
-            t0 = time.perf_counter()
-            try:
-                proc = subprocess.Popen(
-                    [self.python, "-I", "-S", "-c", _LAUNCHER, str(report_w), str(limit_bytes or 0), repr(float(timeout)), *self.command(lang, script, mem or None)],
-                    cwd=workdir,
-                    env=child_env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,
-                    pass_fds=(report_w,),
-                )
-            finally:
-                os.close(report_w)
-            out = _Capped(proc.stdout, cap)
-            err = _Capped(proc.stderr, cap)
-            with os.fdopen(report_r, "rb") as report_file:
-                report_box: dict[str, bytes] = {}
-                report_reader = threading.Thread(target=lambda: report_box.setdefault("r", report_file.read()), daemon=True)
-                report_reader.start()
-                # The launcher enforces the timeout itself; this outer bound only catches a stuck launcher.
-                status, usage, killed = self._wait(proc, timeout + _LAUNCHER_GRACE_S)
-                report_reader.join(timeout=2)
-            duration_ms = (time.perf_counter() - t0) * 1000.0
-            proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4; keep Popen from waiting again
-            report = _parse_report(report_box.get("r", b""))
-            if report is not None:
-                exit_code = os.waitstatus_to_exitcode(report["status"])
-                peak_rss_bytes = report["maxrss_kb"] * 1024  # Linux reports KiB
-                timed_out = bool(report["timed_out"]) or killed
-                duration_ms = report.get("duration_ms", duration_ms)
-            else:  # the launcher itself failed or was killed: the best measure left is its own
-                exit_code = proc.returncode
-                peak_rss_bytes = usage.ru_maxrss * 1024
-                timed_out = killed
-            _kill_group(proc.pid)  # leftovers (daemonised grandchildren) of the run's groups
-            if report is not None and report.get("pid"):
-                _kill_group(report["pid"])
-            for reader in (out, err):
-                reader.thread.join(timeout=2)
-            for stream in (proc.stdout, proc.stderr):
+            child_env["MCP_EXEC_IPC"] = door.path
+            argv = self.command(lang, script, mem or None)
+            server = fork_server()
+            if prepared is not None:
+                server = prepared.server
+                run_id = prepared.run_id
+                server.go(run_id, argv, child_env, limits.rlimits(), limits.processes)
+                out_r, err_r, rep_r = prepared.out_r, prepared.err_r, prepared.rep_r
+            else:
+                if self._bwrap is not None:
+                    argv = bwrap_command(self._bwrap, argv, workdir, allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None, read_only=self._read_only_paths(), info_fd=3)
+                out_r, out_w = os.pipe()
+                fds += [out_r, out_w]
+                err_r, err_w = os.pipe()
+                fds += [err_r, err_w]
+                rep_r, rep_w = os.pipe()
+                fds += [rep_r, rep_w]
                 try:
-                    stream.close()  # type: ignore[union-attr]
+                    run_id = server.spawn(argv, child_env, workdir, limits.rlimits(), (out_w, err_w, rep_w), pids=limits.processes, info=self._bwrap is not None)
+                except OSError as exc:
+                    return self._failed(lang, f"mcp-exec: cannot start the code: {exc}\n", t_call)
+                for fd in (out_w, err_w, rep_w):
+                    os.close(fd)
+                    fds.remove(fd)
+            return self._serve(server, run_id, lang, timeout, cap, out_r, err_r, rep_r, door, t_call)
+        finally:
+            if door is not None:
+                door.close()
+            for fd in fds:
+                try:
+                    os.close(fd)
                 except OSError:
                     pass
-            return ExecutionResult(
-                language=lang,
-                exit_code=exit_code,
-                stdout=out.text(),
-                stderr=err.text(),
-                duration_ms=duration_ms,
-                peak_rss_bytes=peak_rss_bytes,
-                timed_out=timed_out,
-                output_truncated=out.truncated or err.truncated,
-                result_size_bytes=len(out.data),
-                tool_calls=ipc.calls,
-            )
-        finally:
-            if ipc is not None:
-                ipc.close()
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    @staticmethod
-    def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, Any, bool]:
-        """Reap the child with ``os.wait4`` (for its rusage), killing its group at the deadline."""
-        box: dict[str, Any] = {}
-
-        def reap() -> None:
-            while True:
+            if self._bwrap is None:
+                shutil.rmtree(workdir, ignore_errors=True)
+            else:  # off the caller's path: remove this run's folder, set up the next run's sandbox
                 try:
-                    _, status, usage = os.wait4(proc.pid, 0)
-                    box["r"] = (status, usage)
-                    return
-                except InterruptedError:
-                    continue
-                except ChildProcessError as exc:  # pragma: no cover - reaped by someone else
-                    box["e"] = exc
-                    return
+                    threading.Thread(target=self._after_run, args=(workdir,), name="mcp-exec-prepare", daemon=True).start()
+                except RuntimeError:
+                    self._after_run(workdir)
 
-        waiter = threading.Thread(target=reap, daemon=True)
-        waiter.start()
-        waiter.join(timeout)
-        timed_out = waiter.is_alive()
-        if timed_out:
-            _kill_group(proc.pid)
-            waiter.join()
-        if "e" in box:  # pragma: no cover
-            raise box["e"]
-        status, usage = box["r"]
-        return status, usage, timed_out
+    def _after_run(self, workdir: str) -> None:
+        shutil.rmtree(workdir, ignore_errors=True)
+        self._prepare_next()  # while the agent thinks about this run's result
+
+    def _take_prepared(self) -> _Prepared | None:
+        if self._bwrap is None:
+            return None
+        with self._ready_lock:
+            prepared, self._ready[0] = self._ready[0], None
+        if prepared is not None and prepared.dead():
+            prepared.discard()
+            return None
+        if prepared is not None and not prepared.ready():  # still setting up: keep it for a later run
+            with self._ready_lock:
+                if self._ready[0] is None:
+                    self._ready[0] = prepared
+                    return None
+            prepared.discard()
+            return None
+        if prepared is not None:
+            os.close(prepared.ready_r)
+            prepared.ready_r = -1
+        return prepared
+
+    def _prepare_next(self) -> None:
+        """Set up the sandbox of the next run now, while nothing waits for it."""
+        with self._ready_lock:
+            if self._ready[0] is not None:
+                return
+        workdir = tempfile.mkdtemp(prefix="mcp-exec-")
+        made: list[int] = []
+        door: _Door | None = None
+        try:
+            door = _Door(os.path.join(workdir, "ipc.sock"))
+            for _ in range(4):
+                made += os.pipe()
+            out_r, out_w, err_r, err_w, rep_r, rep_w, ready_r, ready_w = made
+            argv = bwrap_command(
+                self._bwrap or "bwrap", [sys.executable, "-I", "-S", "-c", STARTER], workdir,
+                allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None,
+                read_only=self._read_only_paths(), info_fd=3,
+            )
+            server = fork_server()
+            run_id = server.prepare(argv, {"PATH": "/usr/bin:/bin"}, workdir, (out_w, err_w, rep_w, ready_w), pids=self.process_limit or None)
+            for fd in (out_w, err_w, rep_w, ready_w):
+                os.close(fd)
+                made.remove(fd)
+            prepared = _Prepared(server, run_id, workdir, door, out_r, err_r, rep_r, ready_r)
+        except OSError:
+            if door is not None:
+                door.close()
+            for fd in made:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            shutil.rmtree(workdir, ignore_errors=True)
+            return
+        with self._ready_lock:
+            if self._ready[0] is None:
+                self._ready[0] = prepared
+                return
+        prepared.discard()
+
+    def _serve(self, server: Any, run_id: int, lang: str, timeout: float, cap: int, out_r: int, err_r: int, rep_r: int, door: _Door, t_call: float) -> ExecutionResult:
+        """The run's event loop: output, the exit report, the IPC door, and the deadline."""
+        out, err = _Capped(cap), _Capped(cap)
+        report_raw = bytearray()
+        report: dict[str, Any] | None = None
+        report_eof = False
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(out_r, selectors.EVENT_READ, out)
+            sel.register(err_r, selectors.EVENT_READ, err)
+            sel.register(rep_r, selectors.EVENT_READ, "report")
+            sel.register(door.listener, selectors.EVENT_READ, "door")
+            open_pipes = 2
+            deadline = time.perf_counter() + timeout
+            killed_at: float | None = None
+            ended_at: float | None = None
+            while True:
+                now = time.perf_counter()
+                if report_eof and open_pipes == 0:
+                    break
+                if report_eof and ended_at is None:
+                    ended_at = now
+                if ended_at is not None and now - ended_at >= _DRAIN_GRACE_S:
+                    break  # output held open by processes the run left behind (process isolation)
+                if killed_at is None and not report_eof and now >= deadline:
+                    server.kill(run_id, inner=self._bwrap is not None)
+                    killed_at = now
+                if killed_at is not None and now - killed_at >= _KILL_GRACE_S:
+                    break
+                if ended_at is not None:
+                    wait = ended_at + _DRAIN_GRACE_S - now
+                elif killed_at is not None:
+                    wait = killed_at + _KILL_GRACE_S - now
+                else:
+                    wait = deadline - now
+                for key, _ in sel.select(max(0.0, wait)):
+                    data = key.data
+                    if data == "door":
+                        door.accept(sel)
+                    elif isinstance(data, _Conn):
+                        door.read(data, sel)
+                    else:
+                        try:
+                            chunk = os.read(key.fd, _READ_CHUNK)
+                        except OSError:
+                            chunk = b""
+                        if data == "report":
+                            if chunk:
+                                report_raw += chunk
+                            if not chunk or b"\n" in chunk:  # one line, then the fork server closes it
+                                report_eof = True
+                                sel.unregister(key.fd)
+                        elif chunk:
+                            data.feed(chunk)
+                        else:
+                            open_pipes -= 1
+                            sel.unregister(key.fd)
+        finally:
+            sel.close()
+        report = _parse_report(bytes(report_raw))
+        timed_out = killed_at is not None
+        if report is None:  # the fork server failed to start it, or the kill grace ran out
+            exit_code = -_SIGKILL if timed_out else 127
+            peak, duration_ms = 0, (time.perf_counter() - t_call) * 1000.0
+        else:
+            exit_code = os.waitstatus_to_exitcode(report["status"])
+            if self._bwrap is not None and 128 < exit_code < 128 + 65:
+                exit_code = 128 - exit_code  # bubblewrap reports a signal like the shell: 128 + n
+            peak, duration_ms = int(report["maxrss_kb"]) * 1024, float(report["duration_ms"])
+        stderr = err.text()
+        if report is None and not timed_out:
+            stderr += report_raw.decode(errors="replace")
+        total_ms = (time.perf_counter() - t_call) * 1000.0
+        return ExecutionResult(
+            language=lang,
+            exit_code=exit_code,
+            stdout=out.text(),
+            stderr=stderr,
+            duration_ms=duration_ms,
+            peak_rss_bytes=peak,
+            timed_out=timed_out,
+            output_truncated=out.truncated or err.truncated,
+            result_size_bytes=len(out.data),
+            tool_calls=door.calls,
+            exit_reason=_exit_reason(exit_code, timed_out, stderr, report is None, self._bwrap is not None),
+            overhead_ms=max(0.0, total_ms - duration_ms),
+            isolation=self.isolation,
+        )
+
+    def _failed(self, lang: str, message: str, t_call: float) -> ExecutionResult:
+        return ExecutionResult(lang, 127, "", message, 0.0, 0, exit_reason="sandbox_error", overhead_ms=(time.perf_counter() - t_call) * 1000.0, isolation=self.isolation)
+
+    def _read_only_paths(self) -> list[str]:
+        """Inputs that live under the host's /tmp, hidden by the sandbox's private /tmp otherwise."""
+        paths = []
+        prefixes = {os.path.dirname(os.path.dirname(os.path.abspath(p))) for p in (self.python, sys.executable)}
+        for path in (self.sdk_dir, *sorted(prefixes)):
+            if path and (path == "/tmp" or path.startswith("/tmp/")) and os.path.isdir(path):
+                paths.append(path)
+        return paths
 
     def _environment(self, workdir: str, extra: Mapping[str, str] | None) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": workdir,
+            "PWD": workdir,
             "TMPDIR": workdir,
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "PYTHONIOENCODING": "utf-8",
@@ -455,8 +720,28 @@ class CodeExecutor:
         return env
 
 
-def _kill_group(pgid: int) -> None:
+def _parse_report(raw: bytes) -> dict[str, Any] | None:
     try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        report = json.loads(raw)
+        return report if isinstance(report, dict) and "status" in report else None
+    except ValueError:
+        return None
+
+
+def _exit_reason(exit_code: int, timed_out: bool, stderr: str, no_report: bool, bwrap: bool) -> str:
+    """Why a run ended, from its status and (for limits the kernel reports as an errno) its stderr."""
+    if timed_out:
+        return "timeout"
+    if no_report or (bwrap and stderr.startswith("bwrap:")):
+        return "sandbox_error"
+    if exit_code == -_SIGXCPU:
+        return "cpu_time"
+    if exit_code == -_SIGXFSZ:
+        return "file_size"
+    if exit_code == 0:
+        return "exit"
+    tail = stderr[-4096:]
+    for reason, needles in _REASON_TEXT:
+        if any(n in tail for n in needles):
+            return reason
+    return "signal" if exit_code < 0 else "exit"

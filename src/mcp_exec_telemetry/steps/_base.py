@@ -222,7 +222,7 @@ class NoopOperation:
     def set_results(self, *args: Any, **kwargs: Any) -> None:
         return None
 
-    set_result = set_timed_out = set_output = set_success = set_results
+    set_result = set_timed_out = set_output = set_success = set_code_duration = set_results
 
 
 NOOP = NoopOperation()

@@ -24,7 +24,7 @@ OUTCOMES = frozenset((SUCCESS, FAILURE, TIMEOUT, ERROR))
 class RunOperation(Operation):
     """Handle of one code execution: report its exit code with :meth:`set_result`."""
 
-    __slots__ = ("language", "exit_code", "memory_mb", "result_size_bytes", "timed_out")
+    __slots__ = ("language", "exit_code", "memory_mb", "result_size_bytes", "timed_out", "code_duration_s", "overhead_s")
     SPAN_NAME = "execution.run"
 
     def __init__(self, step: "ExecutionStep", language: str) -> None:
@@ -34,6 +34,8 @@ class RunOperation(Operation):
         self.memory_mb: float | None = None
         self.result_size_bytes: int | None = None
         self.timed_out = False
+        self.code_duration_s: float | None = None
+        self.overhead_s: float | None = None
 
     def _span_attributes(self) -> dict[str, Any]:
         return {"mcp_exec.execution.language": self.language}
@@ -57,9 +59,26 @@ class RunOperation(Operation):
         """Mark the execution as killed by its timeout: a failed execution counted in ``timeouts``."""
         self.timed_out = True
 
+    def set_code_duration(self, duration_ms: float, overhead_ms: float | None = None) -> None:
+        """Report the code's own run time, measured where it ran; it replaces the block's duration in
+        ``execution.duration``. ``overhead_ms``, the executor's time around it, goes to ``execution.overhead``."""
+        g = self._step._s.guard
+        try:
+            self.code_duration_s = g.duration_ms(duration_ms, "duration_ms") / 1000.0
+            if overhead_ms is not None:
+                self.overhead_s = g.duration_ms(overhead_ms, "overhead_ms") / 1000.0
+        except Exception as exc:
+            g.contain(exc, "execution.set_code_duration")
+
     def _finish(self, duration_s: float, error_type: str | None) -> None:
         span = self.span
         attrs: dict[str, Any] = {}
+        if self.code_duration_s is not None:
+            duration_s = self.code_duration_s
+        if self.overhead_s is not None:
+            attrs["mcp_exec.execution.overhead_ms"] = self.overhead_s * 1000.0
+            step_ = self._step
+            step_._buf.record(step_._overhead, self.overhead_s, step_._attrs("l", self.language))  # type: ignore[attr-defined]
         if self.exit_code is not None:
             attrs["process.exit.code"] = self.exit_code
         if self.timed_out:
@@ -85,6 +104,7 @@ class ExecutionStep(Step):
         InstrumentSpec("execution", "duration", "histogram", "s", "Duration of code executions; its count per outcome is the execution count", ("language", "outcome", ERROR_TYPE), EXECUTION_BUCKETS_S),
         InstrumentSpec("execution", "memory", "histogram", "MiBy", "Peak resident memory of executed code", ("language",), MEMORY_BUCKETS_MIB),
         InstrumentSpec("execution", "result_size", "histogram", "By", "Size of execution results returned to the agent", ("language",), SIZE_BUCKETS_BY),
+        InstrumentSpec("execution", "overhead", "histogram", "s", "Time the code executor spent around each execution (sandbox, pipes, IPC socket, work folder)", ("language",), EXECUTION_BUCKETS_S),
     )
 
     def run(self, language: str) -> RunOperation | NoopOperation:

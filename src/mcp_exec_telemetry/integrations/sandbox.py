@@ -1,0 +1,749 @@
+"""Where agent-written code runs: a bubblewrap sandbox (or a plain process), started by a small fork server.
+
+Two isolations, chosen per :class:`~.executor.CodeExecutor`:
+
+* ``"bwrap"`` (the default when bubblewrap works on the machine) is a **security boundary**. The code
+  runs under `bubblewrap <https://github.com/containers/bubblewrap>`_ in new user, PID, network, IPC
+  and UTS namespaces with every capability dropped: the root file system is mounted read-only, ``/tmp``
+  is a private tmpfs and the run's work folder is the only other writable place, ``/proc`` is a fresh
+  one that shows only the sandbox's own processes (the agent's environment is out of reach), and there
+  is no network unless the caller allows it. ``--die-with-parent`` and the PID namespace make the end
+  of the run final: when the code's main process exits, or is killed at the timeout, every process it
+  started dies with it, whatever it did with its session, its parent or its output.
+* ``"process"`` runs the code as a plain child process in a session of its own, with the same resource
+  limits and a minimal environment. It is **not** a security boundary: the code can read what the
+  agent's user can read, write where it can write, reach the network, and a grandchild that calls
+  ``setsid()`` survives the timeout. It exists for machines without bubblewrap (macOS, locked-down
+  containers) and warns loudly, once, when chosen by default.
+
+Resource limits are the kernel's ``setrlimit`` limits, set just before the exec of the code (or of
+the bubblewrap that runs it) and inherited by everything it starts: data segment (``RLIMIT_DATA``, which counts every private writable
+mapping, so node's ``Buffer`` allocations and V8's heap are held too, unlike ``RLIMIT_AS`` which V8's
+reservations make useless), CPU seconds, file size, and process count (``RLIMIT_NPROC``). The kernel
+does not apply ``RLIMIT_NPROC`` to root; when the agent runs as root and a ``pids`` cgroup is
+writable, the run gets a cgroup of its own whose ``pids.max`` holds instead.
+
+Every run is started by the **fork server**, one small ``python -I -S`` process per agent process
+(Linux; elsewhere :class:`DirectSpawner` starts ``"process"`` runs from the agent). It exists for the
+memory figure: the kernel's peak resident size of a child (``ru_maxrss``) includes the size of the
+parent it was forked from, so a sandbox started straight from a large agent would report the agent's
+size; started from the fork server it reports the code's own peak (about 8-10 MiB, the size of the
+fork server or of the starter below, is the floor). The fork server is a child subreaper, so the
+sandbox's init, whose ``ru_maxrss`` holds the code's, is reaped there too. It measures each run
+where it happens, from its start to the reaping of its exit, and reports the wait status and
+``ru_maxrss``. When the agent runs as root it also holds a ``pids`` cgroup ready for the next run.
+
+So that a run does not wait for its sandbox, :class:`~.executor.CodeExecutor` asks for the next
+run's sandbox when a run ends (:meth:`ForkServer.prepare`): bubblewrap sets it up and starts
+:data:`STARTER` in it, which waits; :meth:`ForkServer.go` hands the run (command, environment,
+limits) to the starter, which execs it. The run's time starts at the hand-over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import shutil
+import signal
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+__all__ = ["DirectSpawner", "ForkServer", "ISOLATIONS", "Limits", "STARTER", "bwrap_command", "bwrap_path", "bwrap_problem", "default_isolation", "fork_server"]
+
+ISOLATIONS = ("bwrap", "process")
+_log = logging.getLogger("mcp_exec_telemetry.sandbox")
+
+_RLIMIT_CPU = resource.RLIMIT_CPU
+_RLIMIT_FSIZE = resource.RLIMIT_FSIZE
+_RLIMIT_DATA = resource.RLIMIT_DATA
+_RLIMIT_CORE = resource.RLIMIT_CORE
+_RLIMIT_NPROC = resource.RLIMIT_NPROC
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one run; ``0`` or ``None`` turns a limit off.
+
+    ``memory_mb`` bounds the data segment (heap, ``mmap``-ed buffers) of each process; ``cpu_time_s``
+    the CPU seconds of each process (``SIGXCPU`` when passed); ``file_size_mb`` the size of any file
+    written (``EFBIG``/``SIGXFSZ``); ``processes`` the number of processes (and threads) at once.
+    """
+
+    memory_mb: int | None = 512
+    cpu_time_s: float | None = None
+    file_size_mb: int | None = 64
+    processes: int | None = 64
+
+    def rlimits(self) -> list[tuple[int, int, int]]:
+        out = [(_RLIMIT_CORE, 0, 0)]
+        if self.memory_mb:
+            out.append((_RLIMIT_DATA, self.memory_mb << 20, self.memory_mb << 20))
+        if self.cpu_time_s:
+            soft = max(1, int(-(-self.cpu_time_s // 1)))
+            out.append((_RLIMIT_CPU, soft, soft + 1))  # SIGXCPU at soft, SIGKILL one second later
+        if self.file_size_mb:
+            out.append((_RLIMIT_FSIZE, self.file_size_mb << 20, self.file_size_mb << 20))
+        if self.processes:
+            out.append((_RLIMIT_NPROC, self.processes, self.processes))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# bubblewrap
+
+
+def bwrap_path() -> str | None:
+    """The ``bwrap`` executable, or None when bubblewrap is not installed."""
+    path = shutil.which("bwrap")
+    if path is None and os.access("/usr/bin/bwrap", os.X_OK):
+        path = "/usr/bin/bwrap"
+    return path
+
+
+def bwrap_command(
+    bwrap: str,
+    argv: Sequence[str],
+    workdir: str,
+    *,
+    allow_network: bool = False,
+    tmp_size_mb: int | None = 64,
+    read_only: Sequence[str] = (),
+    info_fd: int | None = None,
+) -> list[str]:
+    """The bubblewrap command line that runs ``argv`` with ``workdir`` as its only writable folder.
+
+    ``read_only`` folders are bound again after the private ``/tmp`` is mounted, for inputs that
+    live under ``/tmp`` on the host (a generated SDK, an interpreter in a temporary venv).
+    ``info_fd`` is where bubblewrap writes the host pid of the sandbox's init (the fork server reads
+    it).
+    """
+    cmd = [
+        bwrap,
+        "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        "--ro-bind", "/", "/",
+        "--dev", "/dev",
+        "--proc", "/proc",
+    ]
+    if not allow_network:
+        cmd.append("--unshare-net")
+    if info_fd is not None:
+        cmd += ["--info-fd", str(info_fd)]
+    if tmp_size_mb:
+        cmd += ["--size", str(tmp_size_mb << 20)]
+    cmd += ["--tmpfs", "/tmp"]
+    for path in read_only:
+        cmd += ["--ro-bind", path, path]
+    cmd += ["--bind", workdir, workdir, "--chdir", workdir, "--", *argv]
+    return cmd
+
+
+_probe_lock = threading.Lock()
+_probe: dict[str, Any] = {}
+
+
+def bwrap_problem(bwrap: str | None = None) -> str | None:
+    """Why bubblewrap cannot run sandboxes here (not installed, user namespaces disabled ...), or None.
+
+    Runs one empty sandbox with the executor's own options the first time it is asked.
+    """
+    if not _FORK_SERVER_WORKS:
+        return "the sandbox needs Linux (epoll, pidfd_open)"
+    bwrap = bwrap or bwrap_path()
+    if bwrap is None:
+        return "bubblewrap (bwrap) is not installed; install it with `apt-get install bubblewrap`"
+    with _probe_lock:
+        if bwrap not in _probe:
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="mcp-exec-probe-") as d:
+                true = shutil.which("true") or "/bin/true"
+                try:
+                    done = subprocess.run(bwrap_command(bwrap, [true], d), capture_output=True, timeout=30)
+                    _probe[bwrap] = None if done.returncode == 0 else f"{bwrap} cannot start a sandbox here: {done.stderr.decode(errors='replace').strip() or done.returncode}"
+                except (OSError, subprocess.SubprocessError) as exc:
+                    _probe[bwrap] = f"{bwrap} cannot start a sandbox here: {exc}"
+        return _probe[bwrap]
+
+
+_warned = False
+
+
+def default_isolation() -> str:
+    """``"bwrap"`` when bubblewrap works here; otherwise ``"process"``, with a loud warning once."""
+    global _warned
+    problem = bwrap_problem()
+    if problem is None:
+        return "bwrap"
+    if not _warned:
+        _warned = True
+        message = (
+            f"CodeExecutor runs code WITHOUT a sandbox (isolation='process'): {problem}. "
+            "The code can read the agent's files, reach the network and outlive its timeout. "
+            "Pass isolation='process' to choose this explicitly and silence this warning."
+        )
+        _log.warning(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return "process"
+
+
+# ---------------------------------------------------------------------------------------------
+# cgroups (process count for root, where the kernel ignores RLIMIT_NPROC)
+
+
+def _find_pids_cgroup_root() -> str | None:
+    """A folder for this agent process's run cgroups in a writable ``pids`` hierarchy, or None.
+
+    Only for root (everyone else gets ``RLIMIT_NPROC``). Folders left by agent processes that are
+    gone are removed on the way.
+    """
+    if os.geteuid() != 0:
+        return None
+    candidates = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                parts = line.split()
+                fstype = parts[parts.index("-") + 1]
+                if fstype == "cgroup" and "pids" in parts[-1].split(","):
+                    candidates.append((parts[4], "v1"))
+                elif fstype == "cgroup2":
+                    candidates.append((parts[4], "v2"))
+    except (OSError, ValueError, IndexError):
+        return None
+    for mount, version in sorted(candidates, key=lambda c: c[1]):
+        try:
+            if version == "v2":
+                with open(os.path.join(mount, "cgroup.controllers")) as f:
+                    if "pids" not in f.read().split():
+                        continue
+                with open(os.path.join(mount, "cgroup.subtree_control"), "w") as f:
+                    f.write("+pids")
+            for name in os.listdir(mount):  # leftovers of agent processes that are gone
+                if name.startswith("mcp-exec-") and name[9:].isdigit() and not os.path.exists(f"/proc/{name[9:]}"):
+                    for sub in os.listdir(os.path.join(mount, name)):
+                        if sub.startswith("run-"):
+                            try:
+                                os.rmdir(os.path.join(mount, name, sub))
+                            except OSError:
+                                pass
+                    try:
+                        os.rmdir(os.path.join(mount, name))
+                    except OSError:
+                        pass
+            root = os.path.join(mount, f"mcp-exec-{os.getpid()}")
+            os.makedirs(root, exist_ok=True)
+            if version == "v2":
+                with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
+                    f.write("+pids")
+            return root
+        except OSError:
+            continue
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The starter: the command of a sandbox set up ahead of its run
+
+#: Runs inside a prepared sandbox (``python -I -S -c STARTER``): waits for the run on fd 4 (JSON:
+#: argv, environment, rlimits), applies the limits to itself and execs the command, which keeps its
+#: pid; its peak memory before the exec (about 8 MiB) is the floor of the run's figure.
+STARTER = r"""
+import json, os, resource
+try:
+    os.write(5, b"r")  # up and waiting
+    os.close(5)
+except OSError:
+    pass
+data = b""
+while True:
+    chunk = os.read(4, 1 << 16)
+    if not chunk:
+        break
+    data += chunk
+os.close(4)
+if not data:
+    os._exit(0)
+argv, env, rlimits = json.loads(data)
+try:
+    for res, soft, hard in rlimits:
+        resource.setrlimit(res, (soft, hard))
+    os.execve(argv[0], argv, env)
+except BaseException as exc:
+    os.write(2, ("mcp-exec: cannot start %s: %s\n" % (argv[0], exc)).encode("utf-8", "replace"))
+os._exit(127)
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# The fork server
+
+# Reads spawn/kill requests (one JSON datagram each; a spawn carries three file descriptors:
+# stdout, stderr and the report pipe) on the SOCK_SEQPACKET socket given as argv[1]. A spawn forks;
+# the child starts a session, joins its cgroup, sets its rlimits, wires its stdio and execs the
+# command. When the child exits (its pidfd becomes readable) the server reaps it with wait4 and
+# writes one JSON line to the report pipe: wait status, ru_maxrss (KiB) and the fork-to-reap time.
+# A kill SIGKILLs the child's process group (for a sandbox: the processes under its init first, so
+# that their peak memory counts). The fork server is a child subreaper: the sandbox's init, orphaned
+# when bubblewrap exits after the code, is reaped here too and its ru_maxrss (which holds the code's)
+# taken. When the agent goes away (EOF), everything is killed.
+_SERVER = r"""
+import ctypes, fcntl, json, os, re, resource, select, signal, socket, sys, time
+try:  # PR_SET_CHILD_SUBREAPER: a sandbox's init, orphaned when bubblewrap exits, comes back here
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+except Exception:
+    pass
+ctl = socket.socket(fileno=int(sys.argv[1]))
+CGROOT = sys.argv[2] if len(sys.argv) > 2 else ""
+poll = select.epoll()
+poll.register(ctl.fileno(), select.EPOLLIN)
+runs = {}   # run id -> run
+fds = {}    # fd -> (what, run)
+late = {}   # run id -> (monotonic deadline, action)
+def watch(fd, what, run):
+    fds[fd] = (what, run)
+    poll.register(fd, select.EPOLLIN)
+def unwatch(fd):
+    if fds.pop(fd, None) is not None:
+        poll.unregister(fd)
+        os.close(fd)
+def kill(pid):
+    for f in (os.killpg, os.kill):
+        try: f(pid, signal.SIGKILL)
+        except OSError: pass
+def exec_child(req, out, err, info_w, block_r, ready_w=-1):
+    # In the child: limits, stdio (bubblewrap's info on fd 3; the starter's run on fd 4 and its
+    # ready signal on fd 5), the command; never returns.
+    try:
+        for res, soft, hard in req["rlimits"]:
+            resource.setrlimit(res, (soft, hard))
+        # Out of the way first (fd 3 may be the block pipe that fd 4 wants), then into place.
+        wanted = [(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10), target) for fd, target in ((os.open("/dev/null", os.O_RDONLY), 0), (out, 1), (err, 2), (info_w, 3), (block_r, 4), (ready_w, 5)) if fd >= 0]
+        for fd, target in wanted:
+            os.dup2(fd, target)
+        os.chdir(req["cwd"])
+        os.execve(req["argv"][0], req["argv"], req["env"])
+    except BaseException as exc:
+        try: os.write(2, ("mcp-exec: cannot start %s: %s\n" % (req["argv"][0], exc)).encode("utf-8", "replace"))
+        except BaseException: pass
+    os._exit(127)
+pool = []    # spares, oldest first: two, so that the one a run takes has long joined its cgroup
+spares = 0
+stale = []
+def make_spare():
+    # A child forked ahead of time into a fresh pids cgroup of its own: moving a process between
+    # cgroups waits for an RCU grace period (milliseconds), so it is done while the previous run
+    # runs, not when the next one is asked for.
+    global spares
+    if not CGROOT or len(pool) >= 2:
+        return
+    spares += 1
+    cg = os.path.join(CGROOT, "run-%d" % spares)
+    try:
+        os.mkdir(cg)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError:
+        return
+    try:
+        pid = os.fork()
+    except OSError:
+        ours.close(); theirs.close(); stale.append(cg)
+        return
+    if pid == 0:
+        try:
+            keep = theirs.fileno()
+            os.closerange(3, keep); os.closerange(keep + 1, 1 << 20)
+            os.setsid()
+            with open(os.path.join(cg, "cgroup.procs"), "w") as f: f.write("0")
+            msg, got, _, _ = socket.recv_fds(theirs, 1 << 20, 5)
+            if not msg:
+                os._exit(0)
+            req = json.loads(msg)
+            theirs.close()
+        except BaseException:
+            os._exit(127)
+        rest = got[2:]
+        info_w = rest.pop(0) if req.get("info") else -1
+        block_r = rest.pop(0) if req.get("block") else -1
+        exec_child(req, got[0], got[1], info_w, block_r, rest.pop(0) if rest else -1)
+    theirs.close()
+    pool.append({"pid": pid, "sock": ours, "cg": cg})
+    make_spare()
+def spawn(req, passed):
+    global spares
+    out, err, rep = passed[:3]
+    ready_w = passed[3] if len(passed) > 3 else -1
+    info_r, info_w = os.pipe() if req.get("info") else (-1, -1)
+    block_r, block_w = os.pipe() if req.get("block") else (-1, -1)
+    t0 = None if req.get("block") else time.perf_counter()
+    pid, cg = None, None
+    if pool and req.get("pids"):
+        use = pool.pop(0)
+        try:
+            with open(os.path.join(use["cg"], "pids.max"), "w") as f: f.write(str(req["pids"]))
+            socket.send_fds(use["sock"], [json.dumps(req).encode()], [f for f in (out, err, info_w, block_r, ready_w) if f >= 0])
+            pid, cg = use["pid"], use["cg"]
+        except OSError:
+            kill(use["pid"]); stale.append(use["cg"])
+        use["sock"].close()
+    if pid is None and CGROOT and req.get("pids"):
+        spares += 1
+        cg = os.path.join(CGROOT, "run-%d" % spares)
+        try:
+            os.mkdir(cg)
+            with open(os.path.join(cg, "pids.max"), "w") as f: f.write(str(req["pids"]))
+        except OSError:
+            cg = None
+    if pid is None:
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.write(rep, json.dumps({"error": "fork: %s" % exc}).encode() + b"\n")
+            for fd in (out, err, rep, info_r, info_w, block_r, block_w, ready_w):
+                if fd >= 0: os.close(fd)
+            return
+        if pid == 0:
+            try:
+                os.setsid()
+                if cg:  # no spare ready: join the run's cgroup here, slower but the limit holds
+                    with open(os.path.join(cg, "cgroup.procs"), "w") as f: f.write("0")
+            except BaseException:
+                os._exit(127)
+            exec_child(req, out, err, info_w, block_r, ready_w)
+    os.close(out); os.close(err)
+    if ready_w >= 0:
+        os.close(ready_w)
+    if block_r >= 0:
+        os.close(block_r)
+    run = runs[req["id"]] = {"id": req["id"], "pid": pid, "rep": rep, "t0": t0, "inner": None, "info": b"", "maxrss": 0, "cg": cg, "block": block_w}
+    watch(os.pidfd_open(pid), "outer", run)
+    if info_w >= 0:
+        os.close(info_w)
+        watch(info_r, "info", run)
+    if req.get("block"):  # a sandbox prepared between runs: a good time for the next spare too
+        make_spare()
+def remove_cgroups():
+    for cg in list(stale):
+        try:
+            os.rmdir(cg)
+            stale.remove(cg)
+        except FileNotFoundError:
+            stale.remove(cg)
+        except OSError:
+            pass
+def finish(run):
+    runs.pop(run["id"], None)
+    late.pop(run["id"], None)
+    for fd, (_, r) in list(fds.items()):
+        if r is run: unwatch(fd)
+    started = run["block"] < 0
+    if not started:
+        os.close(run["block"])
+    duration = (run["t1"] - run["t0"]) * 1000.0 if run["t0"] is not None and run.get("t1") else 0.0
+    try: os.write(run["rep"], json.dumps({"status": run.get("status", 0), "maxrss_kb": run["maxrss"], "duration_ms": duration, "started": started}).encode() + b"\n")
+    except OSError: pass
+    os.close(run["rep"])
+    if run["cg"]:
+        stale.append(run["cg"])
+        remove_cgroups()
+    # The next spare joins its cgroup now, between runs: the move blocks every fork and thread
+    # start on the machine for an RCU grace period, which must not land on a run's start-up.
+    make_spare()
+def reap(fd, what, run):
+    unwatch(fd)
+    pid = run["pid"] if what == "outer" else run["inner"]
+    try:
+        got, status, ru = os.wait4(pid, os.WNOHANG)
+    except ChildProcessError:  # not ours: no subreaper here, or already reaped by bubblewrap
+        return finish(run)
+    if got == 0:
+        return finish(run)
+    run["maxrss"] = max(run["maxrss"], ru.ru_maxrss)
+    if what == "inner":
+        return finish(run)
+    run["t1"] = time.perf_counter()
+    run["status"] = status
+    if run["t0"] is None:
+        run["t0"] = run["t1"]
+    kill(pid)
+    for info_fd, (kind, r) in list(fds.items()):
+        if r is run and kind == "info":
+            read_info(info_fd, run)
+    if run["inner"] is not None:
+        try:
+            watch(os.pidfd_open(run["inner"]), "inner", run)
+            late[run["id"]] = (time.monotonic() + 0.5, "inner")
+            return
+        except OSError:
+            pass
+    finish(run)
+def read_info(fd, run):
+    try: chunk = os.read(fd, 4096)
+    except OSError: chunk = b""
+    if not chunk:
+        return unwatch(fd)
+    run["info"] += chunk
+    found = re.search(rb'"child-pid":\s*(\d+)', run["info"])
+    if found and run["inner"] is None:
+        run["inner"] = int(found.group(1))
+def go(run, start, pids):
+    # Start a prepared sandbox: its pids limit, then the run (command, environment, limits) to the
+    # starter waiting inside on fd 4, which applies the limits and execs the command.
+    if run["cg"] and pids:
+        try:
+            with open(os.path.join(run["cg"], "pids.max"), "w") as f: f.write(str(pids))
+        except OSError: pass
+    run["t0"] = time.perf_counter()
+    try: os.write(run["block"], start.encode("utf-8", "surrogatepass"))
+    except OSError: pass
+    os.close(run["block"])
+    run["block"] = -1
+def kill_run(run):
+    inner = run["inner"]
+    if run["t0"] is None:  # prepared, never started
+        kill(run["pid"])
+        if inner is not None: kill(inner)
+    elif inner is not None and "status" not in run:
+        # The processes under the sandbox's init first: init reaps them (so their peak memory
+        # counts), bubblewrap sees the code gone and exits, and the PID namespace dies with init.
+        # Whatever lingers 0.3 s later (init, bubblewrap and its group) is killed outright.
+        try:
+            with open("/proc/%d/task/%d/children" % (inner, inner)) as f:
+                for child in f.read().split():
+                    kill(int(child))
+        except (OSError, ValueError):
+            pass
+        late[run["id"]] = (time.monotonic() + 0.3, "outer")
+    else:
+        kill(run["pid"])
+def overdue(run, action):
+    if action == "outer":  # the sandbox lingers after its code was killed
+        if run["inner"] is not None:
+            kill(run["inner"])
+        kill(run["pid"])
+    elif action == "inner":  # the orphaned init has not gone: kill it, wait a little more
+        kill(run["inner"])
+        late[run["id"]] = (time.monotonic() + 0.5, "give up")
+    else:
+        finish(run)
+make_spare()
+while True:
+    if stale:
+        remove_cgroups()
+    now = time.monotonic()
+    for run_id, (due, action) in list(late.items()):
+        if due <= now and run_id in runs:
+            del late[run_id]
+            overdue(runs[run_id], action)
+    wait = max(0.0, min(d for d, _ in late.values()) - now) if late else -1
+    for fd, _ in poll.poll(wait):
+        if fd != ctl.fileno():
+            if fd in fds:
+                what, run = fds[fd]
+                read_info(fd, run) if what == "info" else reap(fd, what, run)
+            continue
+        try:
+            msg, passed, _, _ = socket.recv_fds(ctl, 1 << 20, 4)
+        except InterruptedError:
+            continue
+        except OSError:
+            msg, passed = b"", []
+        if not msg:
+            for run in list(runs.values()):
+                kill(run["pid"])
+                if run["inner"]: kill(run["inner"])
+                if run["cg"]: stale.append(run["cg"])
+            for use in pool:
+                kill(use["pid"]); stale.append(use["cg"])
+            end = time.monotonic() + 2
+            while time.monotonic() < end:
+                try:
+                    if os.waitpid(-1, os.WNOHANG)[0] == 0: time.sleep(0.01)
+                except ChildProcessError:
+                    break
+            remove_cgroups()
+            if CGROOT:
+                try: os.rmdir(CGROOT)
+                except OSError: pass
+            sys.exit(0)
+        for f in passed: os.set_inheritable(f, False)
+        req = json.loads(msg)
+        if req["op"] in ("spawn", "prepare") and len(passed) in (3, 4):
+            spawn(req, passed)
+        elif req["op"] == "go" and req["id"] in runs and runs[req["id"]]["block"] >= 0:
+            go(runs[req["id"]], req["start"], req.get("pids"))
+        elif req["op"] == "kill" and req["id"] in runs:
+            kill_run(runs[req["id"]])
+        else:
+            for f in passed: os.close(f)
+"""
+
+
+class ForkServer:
+    """The agent's end of the fork server: ``spawn`` a command with three pipes, ``kill`` it."""
+
+    def __init__(self, python: str) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.pids_cgroups = _find_pids_cgroup_root()
+        try:
+            self.proc = subprocess.Popen(
+                [python, "-I", "-S", "-c", _SERVER, str(theirs.fileno()), self.pids_cgroups or ""],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        self.sock = ours
+        self.lock = threading.Lock()
+        self.next_id = 0
+        self.owner = os.getpid()
+
+    def alive(self) -> bool:
+        return self.owner == os.getpid() and self.proc.poll() is None
+
+    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], pids: int | None = None, info: bool = False) -> int:
+        """Start ``argv`` with stdout, stderr and the report pipe ``fds``. ``pids``: a cgroup of its
+        own holding that many processes (where the fork server has a pids hierarchy); ``info``: the
+        command is bubblewrap with ``--info-fd 3``."""
+        with self.lock:
+            self.next_id += 1
+            run_id = self.next_id
+            msg = json.dumps({"op": "spawn", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": rlimits, "pids": pids, "info": info}).encode("utf-8", "surrogatepass")
+            socket.send_fds(self.sock, [msg], list(fds))
+        return run_id
+
+    def prepare(self, argv: Sequence[str], env: dict[str, str], cwd: str, fds: tuple[int, int, int, int], pids: int | None = None) -> int:
+        """Start bubblewrap ``argv`` (with ``--info-fd 3``) whose command is :data:`STARTER` reading
+        fd 4: the sandbox is set up, and the starter's interpreter started, ahead of the run that
+        will use it; :meth:`go` hands it the run. ``fds``: stdout, stderr, report, and a pipe the
+        starter writes one byte to once it waits."""
+        with self.lock:
+            self.next_id += 1
+            run_id = self.next_id
+            msg = json.dumps({"op": "prepare", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": [(_RLIMIT_CORE, 0, 0)], "pids": pids, "info": True, "block": True}).encode("utf-8", "surrogatepass")
+            socket.send_fds(self.sock, [msg], list(fds))
+        return run_id
+
+    def go(self, run_id: int, argv: Sequence[str], env: dict[str, str], rlimits: list[tuple[int, int, int]], pids: int | None = None) -> None:
+        """Start a prepared run: :data:`STARTER` applies ``rlimits`` and execs ``argv`` with ``env``.
+        Its time is measured from here."""
+        start = json.dumps([list(argv), env, rlimits])
+        with self.lock:
+            self.sock.send(json.dumps({"op": "go", "id": run_id, "start": start, "pids": pids}).encode("utf-8", "surrogatepass"))
+
+    def kill(self, run_id: int, inner: bool = False) -> None:
+        """SIGKILL the run's process group; with ``inner``, the children of its first process first."""
+        try:
+            with self.lock:
+                self.sock.send(json.dumps({"op": "kill", "id": run_id, "inner": inner}).encode())
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                self.proc.kill()
+
+
+_servers: dict[str, ForkServer] = {}
+_servers_lock = threading.Lock()
+
+
+class DirectSpawner:
+    """Where the fork server cannot run (it needs Linux: epoll, pidfds): the agent starts each run
+    itself and a thread reaps it. Only ``isolation="process"`` runs here, and the peak memory
+    reported includes the agent's own size copied into the child at fork."""
+
+    def __init__(self) -> None:
+        self.owner = os.getpid()
+        self.lock = threading.Lock()
+        self.next_id = 0
+        self.pids: dict[int, int] = {}
+
+    def alive(self) -> bool:
+        return self.owner == os.getpid()
+
+    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], pids: int | None = None, info: bool = False) -> int:
+        out, err, rep = fds
+
+        def limit() -> None:
+            for res, soft, hard in rlimits:
+                try:
+                    resource.setrlimit(res, (soft, hard))
+                except (OSError, ValueError):
+                    pass
+
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, preexec_fn=limit)  # noqa: PLW1509
+        with self.lock:
+            self.next_id += 1
+            run_id = self.next_id
+            self.pids[run_id] = proc.pid
+        rep_w = os.dup(rep)
+        threading.Thread(target=self._reap, args=(run_id, proc, rep_w, t0), daemon=True).start()
+        return run_id
+
+    def _reap(self, run_id: int, proc: subprocess.Popen[bytes], rep: int, t0: float) -> None:
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        t1 = time.perf_counter()
+        with self.lock:
+            self.pids.pop(run_id, None)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        maxrss = usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss  # bytes there, KiB here
+        try:
+            os.write(rep, json.dumps({"status": status, "maxrss_kb": maxrss, "duration_ms": (t1 - t0) * 1000.0, "started": True}).encode() + b"\n")
+        except OSError:
+            pass
+        os.close(rep)
+
+    def kill(self, run_id: int, inner: bool = False) -> None:
+        with self.lock:
+            pid = self.pids.get(run_id)
+            if pid is None:
+                return
+            for f in (os.killpg, os.kill):
+                try:
+                    f(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+def fork_server(python: str | None = None) -> "ForkServer | DirectSpawner":
+    """The fork server of this process (started on first use, again after a fork or a crash);
+    a :class:`DirectSpawner` where the fork server cannot run."""
+    python = python or sys.executable
+    with _servers_lock:
+        server = _servers.get(python)
+        if server is None or not server.alive():
+            server = _servers[python] = ForkServer(python) if _FORK_SERVER_WORKS else DirectSpawner()  # type: ignore[assignment]
+        return server
+
+
+_FORK_SERVER_WORKS = sys.platform.startswith("linux") and hasattr(os, "pidfd_open") and hasattr(select, "epoll")
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)

@@ -1,0 +1,507 @@
+"""The code executor's sandbox: each way agent-written code got out before is a test here.
+
+Every test runs real python3 or node under real bubblewrap (``isolation="bwrap"``); with ``CI=true``
+a machine without a working bubblewrap fails these tests instead of skipping them. Processes the
+code leaves behind are found on the host by a name (``/proc/<pid>/comm``) the code gives itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from mcp_exec_telemetry.integrations import sandbox
+from mcp_exec_telemetry.integrations.executor import CodeExecutor
+from mcp_exec_telemetry.integrations.sdkgen import SdkGenerator
+from mcp_exec_telemetry.testing import capture
+
+MIB = 1024 * 1024
+NODE = shutil.which("node") or "/usr/bin/node"
+
+
+def _require_bwrap() -> None:
+    problem = sandbox.bwrap_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{problem} (CI=true, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(problem)
+
+
+def _require_node() -> None:
+    if os.path.exists(NODE):
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail("node is not installed (apt-get install nodejs)", pytrace=False)
+    pytest.skip("node is not installed")
+
+
+@pytest.fixture
+def ex() -> CodeExecutor:
+    _require_bwrap()
+    return CodeExecutor(isolation="bwrap")
+
+
+@pytest.fixture
+def token() -> Iterator[str]:
+    """A process name (at most 15 bytes) that the code gives to what it leaves behind."""
+    name = "mx" + uuid.uuid4().hex[:10]
+    yield name
+    for pid in _pids_named(name):  # never leave a stray process to the next test
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+
+def _pids_named(name: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() != name:
+                        continue
+                with open(f"/proc/{entry}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):  # dead, waiting to be reaped
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def _survivors(name: str, settle_s: float = 1.0) -> list[int]:
+    """Processes named ``name`` still alive after ``settle_s`` (a kill takes a moment to land)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        pids = _pids_named(name)
+        if not pids or time.monotonic() >= deadline:
+            return pids
+        time.sleep(0.05)
+
+
+def _named(token: str) -> str:
+    return f"open('/proc/self/comm', 'w').write({token!r})\n"
+
+
+# --- a real bound ------------------------------------------------------------------------------
+
+
+def test_a_background_process_holding_the_output_does_not_hold_execute(ex: CodeExecutor, token: str) -> None:
+    # The detached child inherits stdout: before, execute() waited for its whole 20 s life.
+    code = (
+        "import subprocess, sys\n"
+        f"subprocess.Popen([sys.executable, '-c', {_named(token)!r} + 'import time; time.sleep(20)'], start_new_session=True)\n"
+        "print('main done', flush=True)\n"
+    )
+    t0 = time.monotonic()
+    result = ex.execute(code, "python3", timeout_s=2)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 2.0, elapsed
+    assert _survivors(token) == []
+    assert (result.stdout, result.exit_code, result.timed_out, result.exit_reason) == ("main done\n", 0, False, "exit")
+
+
+def test_the_timeout_bounds_execute_whatever_the_code_does_with_its_output(ex: CodeExecutor, token: str) -> None:
+    code = (
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', {_named(token)!r} + 'import time; time.sleep(60)'], start_new_session=True)\n"
+        "print('started', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with capture() as cap:
+        t0 = time.monotonic()
+        result = CodeExecutor(cap.telemetry, isolation="bwrap").execute(code, "python3", timeout_s=1.5)
+        elapsed = time.monotonic() - t0
+        (span,) = cap.spans("execution.run")
+    assert 1.5 <= elapsed < 2.5, elapsed
+    assert _survivors(token) == []
+    assert (result.timed_out, result.exit_code, result.exit_reason, result.stdout) == (True, -9, "timeout", "started\n")
+    assert span.attributes["mcp_exec.execution.exit_reason"] == "timeout"
+
+
+def test_a_setsid_grandchild_dies_with_the_run(ex: CodeExecutor, token: str) -> None:
+    # The grandchild leaves the session and closes its output: process groups cannot find it.
+    code = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        os.close(1); os.close(2)\n"
+        f"        {_named(token).strip()}\n"
+        "        time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
+        "time.sleep(0.3)\n"
+        "print('parent exits')\n"
+    )
+    result = ex.execute(code, "python3", timeout_s=10)
+    assert (result.exit_code, result.stdout) == (0, "parent exits\n")
+    assert _survivors(token) == []
+
+
+def test_code_that_kills_its_launcher_still_has_a_timeout(ex: CodeExecutor, token: str) -> None:
+    code = (
+        "import os, signal, time\n"
+        "ppid = os.getppid()\n"
+        "if ppid > 1:\n"
+        "    os.kill(ppid, signal.SIGKILL)\n"
+        f"{_named(token)}"
+        "print('orphan', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    t0 = time.monotonic()
+    result = ex.execute(code, "python3", timeout_s=1.5)
+    elapsed = time.monotonic() - t0
+    assert 1.5 <= elapsed < 2.5, elapsed
+    assert _survivors(token) == []
+    assert (result.timed_out, result.exit_reason, result.stdout) == (True, "timeout", "orphan\n")
+
+
+# --- isolation ---------------------------------------------------------------------------------
+
+
+def test_the_agents_environment_is_out_of_reach(ex: CodeExecutor) -> None:
+    # /proc/<pid>/environ shows the environment a process started with: start an "agent" with a secret.
+    secret = "AKIA" + uuid.uuid4().hex
+    agent = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"], env={**os.environ, "AWS_SECRET_ACCESS_KEY": secret}, stdout=subprocess.PIPE)
+    try:
+        assert agent.stdout is not None and agent.stdout.readline() == b"up\n"  # exec'd with the secret
+        with open(f"/proc/{agent.pid}/environ", "rb") as f:
+            assert secret.encode() in f.read()  # readable on the host: the test can see a leak
+        code = (
+            "import os\n"
+            f"agent = {agent.pid}\n"
+            "try:\n"
+            "    print(open(f'/proc/{agent}/environ', 'rb').read().decode(errors='replace'))\n"
+            "except OSError as e:\n"
+            "    print('agent environ:', type(e).__name__)\n"
+            "for pid in os.listdir('/proc'):\n"
+            "    if pid.isdigit():\n"
+            "        try: print(open(f'/proc/{pid}/environ', 'rb').read().decode(errors='replace'))\n"
+            "        except OSError: pass\n"
+            "print('pids:', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
+        )
+        result = ex.execute(code, "python3")
+    finally:
+        agent.kill()
+        agent.wait()
+    assert result.exit_code == 0, result.stderr
+    assert secret not in result.stdout
+    assert "agent environ: FileNotFoundError" in result.stdout
+    assert "pids: [1, 2]" in result.stdout  # a fresh /proc: the sandbox's init and the code, nothing else
+
+
+def test_nothing_outside_the_work_folder_and_tmp_is_writable(ex: CodeExecutor) -> None:
+    outside = Path.home() / f".mcp-exec-escape-{uuid.uuid4().hex}"
+    code = (
+        "import os\n"
+        f"for path in ({str(outside)!r}, '/etc/mcp-exec-escape', '/usr/mcp-exec-escape'):\n"
+        "    try:\n"
+        "        open(path, 'w').write('escaped'); print('wrote', path)\n"
+        "    except OSError as e:\n"
+        "        print('refused', e.strerror)\n"
+        "open('here.txt', 'w').write('ok'); open('/tmp/scratch', 'w').write('ok')\n"
+        "print('work folder and /tmp writable')\n"
+    )
+    try:
+        result = ex.execute(code, "python3")
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout.count("refused Read-only file system") == 3, result.stdout
+        assert "work folder and /tmp writable" in result.stdout
+        assert not outside.exists()
+        assert not os.path.exists("/etc/mcp-exec-escape")
+    finally:
+        for path in (outside, Path("/etc/mcp-exec-escape"), Path("/usr/mcp-exec-escape")):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def tcp_server() -> Iterator[tuple[int, list[object]]]:
+    """A TCP listener on 127.0.0.1 that records each connection it accepts."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    accepted: list[object] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, addr = srv.accept()
+            except OSError:
+                continue
+            accepted.append(addr)
+            conn.close()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    yield srv.getsockname()[1], accepted
+    stop.set()
+    t.join(timeout=2)
+    srv.close()
+
+
+def _connect_code(port: int) -> str:
+    return (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=2).close(); print('connected')\n"
+        "except OSError as e:\n"
+        "    print('no network:', type(e).__name__)\n"
+    )
+
+
+def test_no_network_unless_allowed(ex: CodeExecutor, tcp_server: tuple[int, list[object]]) -> None:
+    port, accepted = tcp_server
+    result = ex.execute(_connect_code(port), "python3")
+    assert result.stdout.startswith("no network:"), result.stdout + result.stderr
+    assert accepted == []
+    allowed = CodeExecutor(isolation="bwrap", allow_network=True).execute(_connect_code(port), "python3")
+    assert allowed.stdout == "connected\n", allowed.stderr
+    deadline = time.monotonic() + 2
+    while not accepted and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(accepted) == 1
+
+
+# --- limits ------------------------------------------------------------------------------------
+
+
+def test_a_2_gib_file_stops_at_the_file_size_limit(ex: CodeExecutor) -> None:
+    code = (
+        "import os\n"
+        "block = b'x' * (1 << 20)\n"
+        "with open('big.bin', 'wb') as f:\n"
+        "    try:\n"
+        "        for _ in range(2048):\n"
+        "            f.write(block)\n"
+        "    finally:\n"
+        "        print('size', os.path.getsize('big.bin'), flush=True)\n"
+    )
+    with capture() as cap:
+        result = CodeExecutor(cap.telemetry, isolation="bwrap", file_size_limit_mb=16).execute(code, "python3")
+        (span,) = cap.spans("execution.run")
+    assert result.exit_reason == "file_size", result.stderr
+    assert result.exit_code != 0
+    assert int(result.stdout.split()[1]) <= 16 * MIB
+    assert span.attributes["mcp_exec.execution.exit_reason"] == "file_size"
+
+
+def test_node_buffer_alloc_past_the_memory_limit_fails(ex: CodeExecutor) -> None:
+    _require_node()
+    code = "const b = Buffer.alloc(2 * 1024 ** 3); console.log('allocated', b.length);"
+    result = ex.execute(code, "javascript", memory_limit_mb=512)
+    assert "allocated" not in result.stdout
+    assert result.exit_code != 0
+    assert result.exit_reason == "memory", result.stderr
+    assert result.peak_rss_bytes < 512 * MIB
+    # The same code without a limit does allocate: the limit, not the machine, stopped it.
+    free = ex.execute("const b = Buffer.alloc(600 * 1024 ** 2); console.log('allocated', b.length);", "javascript", memory_limit_mb=0)
+    assert free.stdout == f"allocated {600 * MIB}\n", free.stderr
+
+
+def test_python_memory_limit_is_reported(ex: CodeExecutor) -> None:
+    result = ex.execute("block = bytearray(400 << 20)", "python3", memory_limit_mb=200)
+    assert (result.exit_code, result.exit_reason) == (1, "memory")
+    assert "MemoryError" in result.stderr
+
+
+def test_cpu_time_limit(ex: CodeExecutor) -> None:
+    t0 = time.monotonic()
+    result = CodeExecutor(isolation="bwrap", cpu_time_limit_s=1).execute("while True: pass", "python3", timeout_s=20)
+    assert (result.timed_out, result.exit_code, result.exit_reason) == (False, -24, "cpu_time")
+    assert time.monotonic() - t0 < 10
+
+
+def test_process_count_limit(ex: CodeExecutor) -> None:
+    code = (
+        "import subprocess\n"
+        "procs = []\n"
+        "try:\n"
+        "    for _ in range(100):\n"
+        "        procs.append(subprocess.Popen(['sleep', '5']))\n"
+        "finally:\n"
+        "    print('started', len(procs), flush=True)\n"
+        "    for p in procs: p.kill()\n"
+    )
+    result = CodeExecutor(isolation="bwrap", process_limit=12).execute(code, "python3", timeout_s=20)
+    assert result.exit_reason == "process_count", result.stderr
+    assert 0 < int(result.stdout.split()[1]) < 12
+
+
+# --- the IPC door ------------------------------------------------------------------------------
+
+
+def test_a_socket_flood_does_not_make_threads(tmp_path: Path) -> None:
+    _require_bwrap()
+    sdk = SdkGenerator(tmp_path / "sdk").generate([{"name": "echo", "description": "echo", "inputSchema": {"type": "object"}}])
+    code = (
+        "import os, socket, resource\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))\n"
+        "conns = []\n"
+        "for _ in range(3000):\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        "    s.connect(os.environ['MCP_EXEC_IPC'])\n"
+        "    conns.append(s)\n"
+        "print('opened', len(conns), flush=True)\n"
+        "for s in conns: s.close()\n"
+        "from mcp_tools import call_tool\n"
+        "print(call_tool('echo', {'x': 7}))\n"
+    )
+    before = threading.active_count()
+    peak = [before]
+    running = threading.Event()
+    running.set()
+
+    def sample() -> None:
+        while running.is_set():
+            peak[0] = max(peak[0], threading.active_count())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    ex = CodeExecutor(isolation="bwrap", sdk_dir=sdk.directory, tool_handler=lambda name, args: {"tool": name, **args}, max_connections=32, ipc_workers=4)
+    try:
+        result = ex.execute(code, "python3", timeout_s=30)
+    finally:
+        running.clear()
+        sampler.join()
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == ["opened 3000", "{'tool': 'echo', 'x': 7}"]
+    assert result.tool_calls == 1
+    assert peak[0] - before <= 1 + 4 + 1, (before, peak[0])  # the sampler, ipc_workers, the next run's set-up
+
+
+def test_lone_surrogates_in_code_do_not_raise(ex: CodeExecutor) -> None:
+    result = ex.execute("s = '\ud800'\nprint(len(s), hex(ord(s)))", "python3")
+    assert (result.exit_code, result.stdout) == (0, "1 0xd800\n")
+    _require_node()
+    js = ex.execute('const s = "\ud800"; console.log(s.length, s.charCodeAt(0).toString(16));', "javascript")
+    assert (js.exit_code, js.stdout) == (0, "1 d800\n")
+
+
+# --- what is measured --------------------------------------------------------------------------
+
+
+def test_execution_duration_is_the_codes_own_and_overhead_is_reported_apart(ex: CodeExecutor) -> None:
+    with capture() as cap:
+        result = CodeExecutor(cap.telemetry, isolation="bwrap").execute("import time\ntime.sleep(0.3)", "python3")
+        (span,) = cap.spans("execution.run")
+        (duration,) = cap.metric_points("execution.duration")
+        (overhead,) = cap.metric_points("execution.overhead")
+    assert 300 <= result.duration_ms < 1000
+    assert duration.sum == pytest.approx(result.duration_ms / 1000.0)  # not the whole execute() call
+    assert overhead.sum == pytest.approx(result.overhead_ms / 1000.0)
+    assert span.attributes["mcp_exec.execution.overhead_ms"] == pytest.approx(result.overhead_ms)
+    span_ms = (span.end_time - span.start_time) / 1e6
+    assert result.duration_ms + result.overhead_ms <= span_ms + 1.0
+    assert span.attributes["mcp_exec.execution.isolation"] == "bwrap"
+
+
+def test_the_executor_adds_little_around_the_code(ex: CodeExecutor) -> None:
+    ex.execute("pass", "python3")  # the fork server starts on first use
+    overheads = [ex.execute("print(1)", "python3").overhead_ms for _ in range(7)]
+    # Measured about 1-2 ms on 2 shared cores (benchmarks/bench_executor.py); loose for noise.
+    assert statistics.median(overheads) < 15, overheads
+
+
+def test_peak_memory_of_a_200_mib_child_comes_from_the_kernel(ex: CodeExecutor) -> None:
+    code = "b = bytearray(200 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
+    result = ex.execute(code, "python3")
+    assert result.exit_code == 0
+    assert 200 * MIB < result.peak_rss_bytes < 230 * MIB, result.memory_mb
+
+
+def test_a_sandbox_set_up_ahead_holds_what_a_fresh_one_does() -> None:
+    _require_bwrap()
+    probe = (
+        "import os, resource, socket\n"
+        "print(resource.getrlimit(resource.RLIMIT_DATA)[0] >> 20, resource.getrlimit(resource.RLIMIT_FSIZE)[0] >> 20)\n"
+        "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), os.getcwd() == os.path.dirname(os.environ['MCP_EXEC_IPC']))\n"
+        "print(sorted(k for k in os.environ if k not in ('TRACEPARENT', 'TRACESTATE')))\n"
+        "try:\n"
+        "    open('/usr/escape', 'w')\n"
+        "except OSError as e:\n"
+        "    print(e.strerror)\n"
+    )
+    ex = CodeExecutor(isolation="bwrap", file_size_limit_mb=32)
+    try:
+        fresh = ex.execute(probe, "python3", env={"EXTRA": "a b'c"})
+        deadline = time.monotonic() + 10
+        while ex._ready[0] is None or not ex._ready[0].ready():  # the next run's sandbox, set up in the background
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        ahead = ex.execute(probe, "python3", memory_limit_mb=100, env={"EXTRA": "a b'c"})  # set up while idle
+        again = ex.execute("import os; print(os.environ['EXTRA'])", "python3", env={"EXTRA": "a b'c"})
+    finally:
+        ex.close()
+    assert fresh.stdout.splitlines()[0] == "512 32" and ahead.stdout.splitlines()[0] == "100 32"
+    assert fresh.stdout.splitlines()[1:] == ahead.stdout.splitlines()[1:], (fresh.stdout, ahead.stdout)
+    assert ahead.stdout.splitlines()[1] == "[1, 2] True"
+    assert ahead.stdout.splitlines()[-1] == "Read-only file system"
+    assert again.stdout == "a b'c\n"
+
+
+# --- choosing the isolation --------------------------------------------------------------------
+
+
+def test_without_bubblewrap_the_default_is_process_with_one_loud_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda bwrap=None: "bubblewrap (bwrap) is not installed")
+    monkeypatch.setattr(sandbox, "_warned", False)
+    with pytest.warns(RuntimeWarning, match="WITHOUT a sandbox"):
+        first = CodeExecutor()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        second = CodeExecutor()
+        explicit = CodeExecutor(isolation="process")
+    assert (first.isolation, second.isolation, explicit.isolation) == ("process", "process", "process")
+    from mcp_exec_telemetry.integrations import executor as executor_module
+
+    monkeypatch.setattr(executor_module, "bwrap_problem", lambda bwrap=None: "bubblewrap (bwrap) is not installed")
+    with pytest.raises(RuntimeError, match="isolation='bwrap'"):
+        CodeExecutor(isolation="bwrap")
+    result = explicit.execute("print(1)", "python3")
+    assert (result.stdout, result.isolation) == ("1\n", "process")
+
+
+def test_without_the_fork_server_the_agent_starts_runs_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where the fork server cannot run (not Linux), process isolation still runs, limits and timeout included.
+    monkeypatch.setattr(sandbox, "_FORK_SERVER_WORKS", False)
+    monkeypatch.setattr(sandbox, "_servers", {})
+    ex = CodeExecutor(isolation="process")
+    ok = ex.execute("import resource; print(resource.getrlimit(resource.RLIMIT_DATA)[0] >> 20)", "python3", memory_limit_mb=300)
+    assert (ok.stdout, ok.exit_code, ok.exit_reason) == ("300\n", 0, "exit")
+    assert ok.duration_ms > 0 and ok.peak_rss_bytes > 0
+    t0 = time.monotonic()
+    slow = ex.execute("import time\nprint('x', flush=True)\ntime.sleep(30)", "python3", timeout_s=1)
+    assert (slow.timed_out, slow.exit_code, slow.stdout) == (True, -9, "x\n")
+    assert time.monotonic() - t0 < 2.0
+    assert isinstance(sandbox._servers[sys.executable], sandbox.DirectSpawner)
+
+
+def test_process_isolation_still_bounds_a_plain_run() -> None:
+    ex = CodeExecutor(isolation="process")
+    t0 = time.monotonic()
+    result = ex.execute("import time\nprint('x', flush=True)\ntime.sleep(30)", "python3", timeout_s=1)
+    assert (result.timed_out, result.exit_code, result.stdout) == (True, -9, "x\n")
+    assert time.monotonic() - t0 < 2.0
+    big = ex.execute("b = bytearray(100 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\n", "python3")
+    assert 100 * MIB < big.peak_rss_bytes < 130 * MIB
