@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -16,12 +17,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mcp_exec_telemetry.history import report, write_session
+from mcp_exec_telemetry.history import DB_FILE, History, load_session, report, write_session
 from tests.servers import InfluxDBServer, require_binary
 from tests.test_history import make_summary
 
 REPO = Path(__file__).resolve().parent.parent
-SUBCOMMANDS = ("report", "dashboard", "advise", "history", "serve", "export-influx")
+SUBCOMMANDS = ("report", "dashboard", "advise", "history", "serve", "export", "export-influx")
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -86,18 +87,23 @@ def test_report_json_of_the_whole_history(root: Path) -> None:
 
 
 def test_report_json_of_a_day_matches_its_daily_summary(root: Path) -> None:
+    from datetime import date
+
     doc = json.loads(ok("report", "--root", str(root), "--date", "2024-11-08"))
-    daily = json.loads((root / "2024-11-08" / "daily_summary.json").read_text())
+    daily = History(root).daily_summary(date(2024, 11, 8))
     assert doc["sessions"] == daily["sessions"] == 3
     for section in ("discovery", "execution", "sdk", "filtering", "skills", "security"):
         assert doc[section] == daily[section]
 
 
-def test_report_json_of_a_session_is_its_file(root: Path) -> None:
+def test_report_json_of_a_session_is_its_document(root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    assert ok("export", "--root", str(root), "--format", "json-files", str(out)) == (
+        f"wrote 4 sessions, their daily summaries and quarterly_report.json to {out}\n")
     by_ref = json.loads(ok("report", "--root", str(root), "--session", "2024-11-08/2"))
-    by_path = json.loads(ok("report", "--session", str(root / "2024-11-08" / "session_002.json")))
+    by_path = json.loads(ok("report", "--session", str(out / "2024-11-08" / "session_002.json")))
     latest = json.loads(ok("report", "--root", str(root), "--session", "latest"))
-    assert by_ref == by_path == json.loads((root / "2024-11-08" / "session_002.json").read_text())
+    assert by_ref == by_path == load_session(out / "2024-11-08" / "session_002.json")
     assert (by_ref["session"], by_ref["execution"]["success_rate"]) == (2, 0.8)
     assert (latest["date"], latest["session"]) == ("2024-11-09", 1)
 
@@ -279,16 +285,62 @@ def test_an_empty_history_is_a_one_line_error(tmp_path: Path) -> None:
         one_line_error(run(command, "--root", str(tmp_path)), 1, f"no sessions in {tmp_path}")
 
 
+def test_bad_fleet_arguments_are_one_line_errors(root: Path) -> None:
+    from tests.servers import refused_endpoint
+
+    one_line_error(run("dashboard", "--root", str(root), "--since", "24h"), 1, "--since needs --prometheus")
+    one_line_error(run("report", "--prometheus", "http://127.0.0.1:9", "--since", "yesterday"), 1, "bad duration 'yesterday'")
+    one_line_error(run("advise", "--prometheus", "http://127.0.0.1:9", "--date", "2024-11-08"), 1, "--prometheus selects a time window with --since")
+    one_line_error(run("report", "--prometheus", "prometheus:9090"), 1, "Prometheus URL must look like http://host:9090")
+    one_line_error(run("dashboard", "--prometheus", refused_endpoint()), 1, "cannot reach Prometheus at")
+
+
+def test_export_of_a_missing_history_or_onto_a_file_is_a_one_line_error(tmp_path: Path, root: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    one_line_error(run("export", "--root", str(root), "--format", "json-files", str(tmp_path / "file")), 1, "exists and is not a folder")
+    one_line_error(run("export", "--root", str(tmp_path / "nope"), "--format", "json-files", str(tmp_path / "out")), 1, "no metrics history at")
+    one_line_error(run("export", "--root", str(root), "--format", "csv", str(tmp_path / "out")), 2, "invalid choice: 'csv'")
+
+
 def test_serve_on_a_missing_history_is_a_one_line_error(tmp_path: Path) -> None:
     one_line_error(run("serve", "--root", str(tmp_path / "nope"), "--port", "0"), 1, "no metrics history at")
 
 
-def test_a_corrupt_file_is_reported_and_the_report_goes_on(tmp_path: Path, root: Path) -> None:
+def _with_a_corrupt_first_row(tmp_path: Path, root: Path) -> Path:
     hist = tmp_path / "h"
     shutil.copytree(root, hist)
-    (hist / "2024-11-08" / "session_004.json").write_text("{ truncated")
+    with sqlite3.connect(hist / DB_FILE) as con:  # a row someone damaged, before every other session
+        con.execute("INSERT INTO sessions (uid, day, number, start_time, doc) VALUES ('x', '2024-11-01', 1, '2024-11-01T00:00:00Z', '{ truncated')")
+    return hist
+
+
+def test_a_corrupt_row_is_reported_and_every_command_goes_on(tmp_path: Path, root: Path) -> None:
+    hist = _with_a_corrupt_first_row(tmp_path, root)
+    warning = f"mcp-exec-telemetry: warning: skipped session 2024-11-01/001 (row 5 of {hist / DB_FILE}): corrupt JSON"
     r = run("report", "--root", str(hist))
     assert r.returncode == 0
     assert json.loads(r.stdout)["sessions"] == 4 == report(hist)["sessions"]
-    assert r.stderr.startswith(f"mcp-exec-telemetry: warning: skipped {hist / '2024-11-08' / 'session_004.json'}: corrupt JSON")
-    assert r.stderr.count("\n") == 1
+    assert r.stderr.startswith(warning) and r.stderr.count("\n") == 1
+    for command in (["dashboard"], ["advise"], ["history"], ["report", "--format", "csv"], ["export", "--format", "json-files", str(tmp_path / "x")]):
+        r = run(*command, "--root", str(hist))
+        assert (r.returncode, r.stderr.startswith(warning), r.stderr.count("\n")) == (0, True, 1), (command, r.stderr)
+
+
+def test_history_limit_and_the_latest_session_read_only_what_they_show(tmp_path: Path, root: Path) -> None:
+    """The corrupt row is the oldest: a command that reads it warns, one that reads only the newest does not."""
+    hist = _with_a_corrupt_first_row(tmp_path, root)
+    r = run("history", "--root", str(hist), "--limit", "2")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.splitlines()[-1] == "2 of 5 sessions"
+    r = run("report", "--root", str(hist), "--session", "latest")
+    assert (r.returncode, r.stderr, json.loads(r.stdout)["date"]) == (0, "", "2024-11-09")
+    assert "warning: skipped session 2024-11-01/001" in run("history", "--root", str(hist)).stderr
+
+
+def test_the_dashboard_of_an_exported_session_file_compares_with_the_session_before_it(root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    ok("export", "--root", str(root), "--format", "json-files", str(out))
+    from_file = ok("dashboard", "--session", str(out / "2024-11-09" / "session_001.json"), "--width", "60")
+    from_db = ok("dashboard", "--root", str(root), "--session", "2024-11-09/1", "--width", "60")
+    assert from_file == from_db
+    assert "| Discovery Hit Rate:        66.7% =" in from_file  # the arrow: compared with 2024-11-08/003

@@ -43,8 +43,10 @@ def test_demo_summary_has_non_zero_counts_in_every_step(tmp_path: Path) -> None:
     assert sec["patterns"] == {"credit_card": 1, "email": 3, "phone_number": 3}
     assert (sec["pii_detected"], sec["tokens_created"]) == (7, 7)
     # The session went to the history and the skills stayed on disk.
-    (session_file,) = history.glob("*/session_*.json")
-    assert json.loads(session_file.read_text())["execution"]["total_executions"] == 4
+    from mcp_exec_telemetry.history import scan
+
+    (session,) = scan(history).sessions
+    assert session.doc["execution"]["total_executions"] == 4
     assert sorted(p.name for p in (tmp_path / "work" / "skills").iterdir()) == ["regions_and_weather", "top_enterprise_customers"]
 
 

@@ -1,21 +1,19 @@
-"""Metrics history on disk: session files, daily and quarterly summaries, concurrency and crash safety."""
+"""Metrics history in SQLite: sessions, daily and quarterly aggregates, bad rows, import and export, permissions."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
+import sqlite3
+import stat
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mcp_exec_telemetry import history, observe
-from mcp_exec_telemetry.history import HistoryError, aggregate, load_session, report, scan, write_session
+from mcp_exec_telemetry.history import DB_FILE, History, HistoryError, aggregate, load_session, report, scan, write_session
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -87,6 +85,14 @@ def read(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+NOV8 = date(2024, 11, 8)
+
+
+def db(root: Path) -> sqlite3.Connection:
+    """A plain connection to the history's database, as a user's own tool would open it."""
+    return sqlite3.connect(root / DB_FILE, isolation_level=None)
+
+
 # --- where and what is written -------------------------------------------------------------------
 
 
@@ -95,28 +101,29 @@ def test_ending_an_observed_session_writes_its_summary_under_its_start_day(tmp_p
         tel.discovery.record("files", "full", 40.0, 3)
         tel.execution.record("python3", 850.0, "success", 0)
         fake_clock.advance(1800)
-    path = tmp_path / "2024-11-08" / "session_001.json"
-    assert tel.saved_path == path
-    doc = read(path)
+    assert tel.saved_path == (f"2024-11-08/001", tmp_path / DB_FILE, False)
+    doc = History(tmp_path).session(NOV8, 1).doc
     assert doc["kind"] == "mcp_exec_session"
     assert (doc["date"], doc["session"]) == ("2024-11-08", 1)
     assert (doc["start_time"], doc["end_time"]) == ("2024-11-08T10:30:00Z", "2024-11-08T11:00:00Z")
     assert doc["discovery"]["total_queries"] == 1
     assert doc["execution"]["avg_duration_ms"] == 850.0
     assert doc["counts"] == {"sessions": 1, "discovery_hits": 1, "memory_samples": 0, "memory_total_mb": 0.0}
-    daily = read(tmp_path / "2024-11-08" / "daily_summary.json")
+    daily = History(tmp_path).daily_summary(NOV8)
     assert (daily["kind"], daily["sessions"], daily["session_numbers"]) == ("mcp_exec_daily_summary", 1, [1])
-    quarterly = read(tmp_path / "quarterly_report.json")
+    quarterly = History(tmp_path).quarterly_report()
     assert quarterly["quarters"]["2024-Q4"]["days"] == {"2024-11-08": 1}
+    # One database, nothing else: no per-session files.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DB_FILE]
 
 
 def test_history_root_comes_from_argument_then_env_var_then_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_EXEC_METRICS_DIR", str(tmp_path / "from-env"))
-    assert write_session(make_summary()) == tmp_path / "from-env" / "2024-11-08" / "session_001.json"
-    assert write_session(make_summary(), tmp_path / "given") == tmp_path / "given" / "2024-11-08" / "session_001.json"
+    assert write_session(make_summary()).path == tmp_path / "from-env" / DB_FILE
+    assert write_session(make_summary(), tmp_path / "given").path == tmp_path / "given" / DB_FILE
     monkeypatch.delenv("MCP_EXEC_METRICS_DIR")
     monkeypatch.chdir(tmp_path)
-    assert write_session(make_summary()) == Path(".mcp_exec/metrics/2024-11-08/session_001.json")
+    assert write_session(make_summary()) == ("2024-11-08/001", Path(".mcp_exec/metrics") / DB_FILE, False)
 
 
 def test_history_false_writes_nothing(tmp_path: Path, fake_clock: Any) -> None:
@@ -127,26 +134,37 @@ def test_history_false_writes_nothing(tmp_path: Path, fake_clock: Any) -> None:
 
 
 def test_sessions_of_a_day_are_numbered_in_order_and_the_date_is_the_utc_start_day(tmp_path: Path) -> None:
-    paths = [
+    saved = [
         write_session(make_summary("2024-11-08T10:00:00Z", "2024-11-08T10:30:00Z"), tmp_path),
         write_session(make_summary("2024-11-08T14:15:00Z", "2024-11-08T14:45:00Z"), tmp_path),
         write_session(make_summary("2024-11-08T23:59:59Z", "2024-11-09T00:20:00Z"), tmp_path),
         write_session(make_summary("2024-11-09T08:00:00Z", "2024-11-09T08:05:00Z"), tmp_path),
     ]
-    assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
-        "2024-11-08/session_001.json",
-        "2024-11-08/session_002.json",
-        "2024-11-08/session_003.json",
-        "2024-11-09/session_001.json",
-    ]
+    assert [s.id for s in saved] == ["2024-11-08/001", "2024-11-08/002", "2024-11-08/003", "2024-11-09/001"]
     assert [r.id for r in scan(tmp_path).sessions] == ["2024-11-08/001", "2024-11-08/002", "2024-11-08/003", "2024-11-09/001"]
+    store = History(tmp_path)
+    assert store.latest().id == "2024-11-09/001"
+    assert store.before(date(2024, 11, 9), 1).id == "2024-11-08/003"
+    assert store.before(NOV8, 1) is None
+    assert [r.id for r in store.sessions(limit=2).sessions] == ["2024-11-08/003", "2024-11-09/001"]
+    assert store.count(NOV8, NOV8) == 3
 
 
-def test_a_summary_without_a_start_time_is_refused(tmp_path: Path) -> None:
+def test_a_summary_without_a_start_time_or_with_wrong_types_is_refused(tmp_path: Path) -> None:
     bad = make_summary()
     bad["start_time"] = "yesterday"
     with pytest.raises(ValueError, match="start_time"):
         write_session(bad, tmp_path)
+    bad = make_summary()
+    bad["execution"]["total_executions"] = "eight"
+    with pytest.raises(ValueError, match="execution.total_executions is 'eight', not a number"):
+        write_session(bad, tmp_path)
+    bad = make_summary()
+    bad["service_name"] = object()
+    with pytest.raises(ValueError, match="not a session summary: Object of type object is not JSON serializable"):
+        write_session(bad, tmp_path)
+    assert scan(tmp_path).sessions == []
+    assert write_session(make_summary(), tmp_path).id == "2024-11-08/001"  # nothing half-written before it
 
 
 # --- exact aggregation ---------------------------------------------------------------------------
@@ -160,7 +178,7 @@ def test_daily_summary_weights_every_rate_by_its_own_counts(tmp_path: Path) -> N
                          active=1, pii=6, tokens_created=3)
     write_session(big, tmp_path)
     write_session(small, tmp_path)
-    daily = read(tmp_path / "2024-11-08" / "daily_summary.json")
+    daily = History(tmp_path).daily_summary(NOV8)
     assert daily["sessions"] == 2
     assert (daily["start_time"], daily["end_time"]) == ("2024-11-08T10:00:00Z", "2024-11-08T12:10:00Z")
     d, e, f, k, s = (daily[x] for x in ("discovery", "execution", "filtering", "skills", "security"))
@@ -187,7 +205,7 @@ def test_quarterly_report_aggregates_the_days_of_each_quarter(tmp_path: Path) ->
     write_session(make_summary("2024-12-31T10:00:00Z", "2024-12-31T10:30:00Z", queries=10, hits=5), tmp_path)
     write_session(make_summary("2024-12-31T11:00:00Z", "2024-12-31T11:30:00Z", queries=20, hits=5), tmp_path)
     write_session(make_summary("2025-01-01T10:00:00Z", "2025-01-01T10:30:00Z", queries=4, hits=1), tmp_path)
-    q = read(tmp_path / "quarterly_report.json")["quarters"]
+    q = History(tmp_path).quarterly_report()["quarters"]
     assert sorted(q) == ["2024-Q4", "2025-Q1"]
     assert q["2024-Q4"]["days"] == {"2024-11-08": 1, "2024-12-31": 2}
     assert q["2024-Q4"]["sessions"] == 3
@@ -200,8 +218,6 @@ def test_quarterly_report_aggregates_the_days_of_each_quarter(tmp_path: Path) ->
 
 
 def test_report_covers_an_inclusive_date_range_and_refuses_an_empty_one(tmp_path: Path) -> None:
-    from datetime import date
-
     for day in ("2024-11-07", "2024-11-08", "2024-11-09"):
         write_session(make_summary(f"{day}T10:00:00Z", f"{day}T10:30:00Z"), tmp_path)
     r = report(tmp_path, date(2024, 11, 8), date(2024, 11, 9))
@@ -210,171 +226,199 @@ def test_report_covers_an_inclusive_date_range_and_refuses_an_empty_one(tmp_path
         report(tmp_path, date(2024, 12, 1), date(2024, 12, 31))
 
 
-def test_aggregating_daily_summaries_equals_aggregating_their_sessions(tmp_path: Path) -> None:
+def test_the_maintained_day_aggregates_equal_aggregating_the_sessions(tmp_path: Path) -> None:
     for i in range(5):
-        write_session(make_summary(f"2024-11-0{i + 1}T10:00:00Z", f"2024-11-0{i + 1}T10:30:00Z", queries=3 + i, hits=i, runs=5 + i, runs_ok=i, run_ms=100.0 * (i + 1)), tmp_path)
-    dailies = [read(p) for p in sorted(tmp_path.glob("*/daily_summary.json"))]
-    from_days = aggregate(dailies)
+        for j in range(3):
+            write_session(make_summary(f"2024-11-0{i + 1}T1{j}:00:00Z", f"2024-11-0{i + 1}T1{j}:30:00Z", queries=3 + i + j, hits=i,
+                                       runs=5 + i, runs_ok=i, run_ms=100.0 * (i + 1) + j, skills=[(f"s{j}", i + 1, i, 10.0 * j)]), tmp_path)
+    days = History(tmp_path).days()
+    assert len(days) == 5
+    from_days = aggregate(doc for _d, doc in days)
     from_sessions = aggregate(scan(tmp_path).sessions)
-    for section in ("discovery", "execution", "sdk", "filtering", "skills", "security"):
-        assert from_days[section] == from_sessions[section]
+    assert from_days == from_sessions
+    with db(tmp_path) as con:  # the stored day rows, not a recomputation
+        stored = {d: (rows, json.loads(doc)) for d, rows, doc in con.execute("SELECT day, rows, doc FROM daily")}
+    assert {d.isoformat(): (3, doc) for d, doc in days} == stored
 
 
-# --- bad files -----------------------------------------------------------------------------------
+# --- bad rows ------------------------------------------------------------------------------------
 
 
-def test_corrupt_and_foreign_files_are_reported_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def _insert_raw(root: Path, number: int, doc_text: str, day: str = "2024-11-08") -> None:
+    """A row added behind the history's back (a hand edit, a newer or older writer)."""
+    with db(root) as con:
+        con.execute("INSERT INTO sessions (uid, day, number, start_time, doc) VALUES (?, ?, ?, ?, ?)",
+                    (f"raw-{number}", day, number, f"{day}T12:00:00Z", doc_text))
+
+
+def _bad_rows(root: Path) -> None:
+    good = json.loads(json.dumps(History(root).session(NOV8, 1).doc))
+    wrong_type = dict(good, session=3)
+    wrong_type["discovery"] = dict(good["discovery"], total_queries="ten")
+    _insert_raw(root, 3, json.dumps(wrong_type))
+    _insert_raw(root, 4, "[" * 2000)  # valid-looking, too deep for the JSON parser
+    _insert_raw(root, 5, '{"kind": "mcp_exec_sess')
+    _insert_raw(root, 6, '{"hello": "world"}')
+
+
+def test_rows_that_do_not_validate_are_skipped_with_a_warning_naming_them(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     write_session(make_summary(queries=10, hits=10), tmp_path)
     write_session(make_summary(queries=10, hits=0), tmp_path)
-    day = tmp_path / "2024-11-08"
-    (day / "session_003.json").write_text('{"kind": "mcp_exec_sess')  # truncated
-    (day / "session_004.json").write_text('{"hello": "world"}')  # someone else's JSON
-    (day / "notes.txt").write_text("remember the milk")
-    (tmp_path / "backup").mkdir()
+    _bad_rows(tmp_path)
     found = scan(tmp_path)
     assert [r.number for r in found.sessions] == [1, 2]
-    assert sorted((p.path.name, p.reason.split(" (")[0]) for p in found.problems) == [
-        ("backup", "foreign entry"),
-        ("notes.txt", "foreign file"),
-        ("session_003.json", "corrupt JSON"),
-        ("session_004.json", 'not an mcp-exec-telemetry session file'),
+    assert [(str(p.path).split(" (")[0], p.reason.split(":")[0].split(" (")[0]) for p in found.problems] == [
+        ("session 2024-11-08/003", "bad field"),
+        ("session 2024-11-08/004", "corrupt JSON"),
+        ("session 2024-11-08/005", "corrupt JSON"),
+        ("session 2024-11-08/006", "not an mcp-exec-telemetry session"),
     ]
-    assert sum("skipped" in r.getMessage() for r in caplog.records) == 4
+    assert "discovery.total_queries is 'ten', not a number" in found.problems[0].reason
+    assert f"(row 4 of {tmp_path / DB_FILE})" in str(found.problems[1].path)
+    assert sum("skipped session 2024-11-08/00" in r.getMessage() for r in caplog.records) == 4
+    # Aggregates see that the day changed behind their back and recompute it from the valid rows.
+    assert report(tmp_path)["discovery"]["total_queries"] == 20
     assert report(tmp_path)["discovery"]["hit_rate"] == 0.5
-    # The next session takes a number no file has, and the day's summary counts readable sessions only.
-    assert write_session(make_summary(queries=10, hits=10), tmp_path).name == "session_005.json"
-    daily = read(day / "daily_summary.json")
-    assert (daily["session_numbers"], daily["discovery"]["total_queries"]) == ([1, 2, 5], 30)
+    # Writing goes on: the next session takes the next free number and the day counts it exactly.
+    assert write_session(make_summary(queries=10, hits=10), tmp_path).id == "2024-11-08/007"
+    assert report(tmp_path)["discovery"]["total_queries"] == 30
+    assert History(tmp_path).latest().number == 7
+    assert History(tmp_path).session(NOV8, 4) is None
 
 
-def test_a_damaged_daily_summary_is_rebuilt_from_the_sessions(tmp_path: Path) -> None:
+def test_a_damaged_day_row_is_recomputed_by_readers_and_rebuilt_by_the_next_writer(tmp_path: Path) -> None:
     write_session(make_summary(queries=10, hits=10), tmp_path)
-    (tmp_path / "2024-11-08" / "daily_summary.json").write_text("garbage")
-    (tmp_path / "quarterly_report.json").write_text("[]")
+    with db(tmp_path) as con:
+        con.execute("UPDATE daily SET doc = 'garbage'")
+    assert report(tmp_path)["discovery"]["total_queries"] == 10
     write_session(make_summary(queries=10, hits=0), tmp_path)
-    assert read(tmp_path / "2024-11-08" / "daily_summary.json")["discovery"]["total_queries"] == 20
-    assert read(tmp_path / "quarterly_report.json")["quarters"]["2024-Q4"]["discovery"]["hit_rate"] == 0.5
+    with db(tmp_path) as con:
+        rows, doc = con.execute("SELECT rows, doc FROM daily").fetchone()
+    assert (rows, json.loads(doc)["discovery"]["total_queries"], json.loads(doc)["discovery"]["hit_rate"]) == (2, 20, 0.5)
+
+
+def test_a_database_from_a_newer_version_is_a_clear_error_and_sessions_are_spooled(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_session(make_summary(), tmp_path)
+    with db(tmp_path) as con:
+        con.execute(f"PRAGMA user_version={history.DB_VERSION + 1}")
+    with pytest.raises(HistoryError, match=f"has schema version {history.DB_VERSION + 1}, newer than this mcp-exec-telemetry reads"):
+        report(tmp_path)
+    saved = write_session(make_summary(), tmp_path)
+    assert saved.spooled and saved.path.parent == tmp_path / "spool" and saved.path.exists()
 
 
 def test_load_session_explains_in_one_line_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     (tmp_path / "other.json").write_text("[1, 2]")
-    for name, message in (("missing.json", "no such session file"), ("bad.json", "is not valid JSON"), ("other.json", "not a JSON object")):
+    (tmp_path / "deep.json").write_text("[" * 100_000)
+    for name, message in (("missing.json", "no such session file"), ("bad.json", "is not valid JSON"), ("other.json", "not a JSON object"),
+                          ("deep.json", "is not valid JSON: JSON nested too deeply")):
         with pytest.raises(HistoryError) as err:
             load_session(tmp_path / name)
         assert message in str(err.value) and "\n" not in str(err.value)
 
 
-# --- concurrency and crashes ---------------------------------------------------------------------
-
-_WRITER = textwrap.dedent(
-    """
-    import json, os, sys, time
-    sys.path.insert(0, {tests!r})
-    from test_history import make_summary
-    from mcp_exec_telemetry.history import write_session
-    root, proc, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    while not os.path.exists(go):
-        time.sleep(0.001)
-    for i in range(100):
-        s = make_summary(f"2024-11-08T{{proc:02d}}:{{i // 60:02d}}:{{i % 60:02d}}Z", "2024-11-08T23:00:00Z",
-                         queries=proc * 100 + i + 1, hits=i, runs=i + 1, runs_ok=i, run_ms=float(i), in_bytes=1000 + i, out_bytes=i,
-                         buckets={{"100": i + 1, "+Inf": 0}})
-        write_session(s, root)
-    """
-)
+# --- the design's JSON files: exported, and imported once ------------------------------------------
 
 
-def test_two_processes_ending_100_sessions_each_at_once_lose_nothing(tmp_path: Path) -> None:
-    script = _WRITER.format(tests=str(Path(__file__).parent))
-    go = tmp_path / "go"
-    root = tmp_path / "metrics"
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(root), str(p), str(go)]) for p in (1, 2)]
-    time.sleep(0.5)  # both interpreters are up and waiting
-    go.touch()
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
-
-    files = sorted((root / "2024-11-08").glob("session_*.json"))
-    assert len(files) == 200
-    numbers = sorted(read(f)["session"] for f in files)
-    assert numbers == list(range(1, 201))
-    queries = sorted(read(f)["discovery"]["total_queries"] for f in files)
-    assert queries == sorted([100 + i + 1 for i in range(100)] + [200 + i + 1 for i in range(100)])
-
-    daily = read(root / "2024-11-08" / "daily_summary.json")
-    sessions = [read(f) for f in files]
-    assert daily["sessions"] == 200
-    assert daily["session_numbers"] == list(range(1, 201))
-    assert daily["discovery"]["total_queries"] == sum(s["discovery"]["total_queries"] for s in sessions)
-    assert daily["execution"]["total_executions"] == sum(s["execution"]["total_executions"] for s in sessions) == 2 * 5050
-    assert daily["execution"]["total_duration_ms"] == 2 * 4950.0
-    assert daily["execution"]["duration_buckets_ms"] == {"100": 2 * 5050, "+Inf": 0}
-    assert daily["filtering"]["total_input_bytes"] == 2 * (100 * 1000 + 4950)
-    assert daily["counts"]["discovery_hits"] == 2 * 4950
-    assert read(root / "quarterly_report.json")["quarters"]["2024-Q4"]["days"] == {"2024-11-08": 200}
-    assert not list(root.rglob(".*.tmp"))
+def test_export_writes_the_designs_json_layout(tmp_path: Path) -> None:
+    root, out = tmp_path / "h", tmp_path / "out"
+    write_session(make_summary("2024-11-08T10:00:00Z", "2024-11-08T10:30:00Z", queries=10, hits=10), root)
+    write_session(make_summary("2024-11-08T11:00:00Z", "2024-11-08T11:30:00Z", queries=10, hits=0), root)
+    write_session(make_summary("2025-01-02T11:00:00Z", "2025-01-02T11:30:00Z", queries=4, hits=1), root)
+    assert History(root).export_json_files(out) == 3
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "2024-11-08/daily_summary.json", "2024-11-08/session_001.json", "2024-11-08/session_002.json",
+        "2025-01-02/daily_summary.json", "2025-01-02/session_001.json", "quarterly_report.json",
+    ]
+    assert load_session(out / "2024-11-08" / "session_002.json") == History(root).session(NOV8, 2).doc
+    daily = read(out / "2024-11-08" / "daily_summary.json")
+    assert (daily["kind"], daily["date"], daily["session_numbers"], daily["discovery"]["hit_rate"]) == ("mcp_exec_daily_summary", "2024-11-08", [1, 2], 0.5)
+    quarterly = read(out / "quarterly_report.json")
+    assert {q: v["days"] for q, v in quarterly["quarters"].items()} == {"2024-Q4": {"2024-11-08": 2}, "2025-Q1": {"2025-01-02": 1}}
 
 
-_KILLED = textwrap.dedent(
-    """
-    import sys, time
-    sys.path.insert(0, {tests!r})
-    from test_history import make_summary
-    from mcp_exec_telemetry import history
-    root, pause_at = sys.argv[1], int(sys.argv[2])
-    history.write_session(make_summary(queries=10, hits=10), root)
-    calls = []
-    def pause(tmp):
-        calls.append(tmp)
-        if len(calls) == pause_at:
-            print("PAUSED", tmp, flush=True)
-            time.sleep(60)
-    history._after_temp_write = pause
-    history.write_session(make_summary("2024-11-08T11:00:00Z", "2024-11-08T11:30:00Z", queries=30, hits=0), root)
-    """
-)
+def test_a_json_history_is_imported_once_with_a_message(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    old, root = tmp_path / "old", tmp_path / "metrics"
+    for i, day in enumerate(("2024-11-08", "2024-11-08", "2024-11-09")):
+        write_session(make_summary(f"{day}T1{i}:00:00Z", f"{day}T1{i}:30:00Z", queries=10 + i, hits=i), old)
+    History(old).export_json_files(root)  # the layout the history had before it moved to SQLite
+    (root / "2024-11-08" / "session_007.json").write_text("{ truncated")
+    expected = report(old)
+
+    caplog.clear()
+    assert report(root) == expected  # the first use imports
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(f"skipped {root / '2024-11-08' / 'session_007.json'}: corrupt JSON" in m for m in messages), messages
+    assert any(f"imported 3 sessions from the JSON files in {root} into {root / DB_FILE}" in m for m in messages), messages
+    assert [r.id for r in scan(root).sessions] == ["2024-11-08/001", "2024-11-08/002", "2024-11-09/001"]  # numbers kept
+    assert (root / "2024-11-08" / "session_001.json").exists()  # the files are left as they were
+
+    caplog.clear()
+    assert write_session(make_summary("2024-11-08T20:00:00Z", "2024-11-08T20:30:00Z"), root).id == "2024-11-08/003"
+    assert report(root)["sessions"] == 4
+    assert not any("imported" in r.getMessage() for r in caplog.records)  # only once
 
 
-@pytest.mark.parametrize("pause_at, survivor", [(1, False), (2, True)], ids=["killed-writing-the-session", "killed-writing-the-daily-summary"])
-def test_a_writer_killed_mid_write_leaves_no_partial_file(tmp_path: Path, pause_at: int, survivor: bool) -> None:
-    script = _KILLED.format(tests=str(Path(__file__).parent))
-    child = subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(pause_at)], stdout=subprocess.PIPE, text=True)
-    line = child.stdout.readline()  # type: ignore[union-attr]
-    assert line.startswith("PAUSED ")
-    temp = Path(line.split(" ", 1)[1].strip())
-    assert temp.exists()
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=10)
-    child.stdout.close()  # type: ignore[union-attr]
-
-    day = tmp_path / "2024-11-08"
-    assert (day / "session_002.json").exists() is survivor
-    for f in day.glob("session_*.json"):
-        load_session(f)  # every session file there is complete
-    load_session(day / "session_001.json")
-    assert read(day / "daily_summary.json")["session_numbers"] == [1]  # the old, complete summary
-    # Reports read the sessions, so they are right at once; the next writer repairs the rest.
-    assert report(tmp_path)["discovery"]["total_queries"] == (40 if survivor else 10)
-    nxt = write_session(make_summary("2024-11-08T12:00:00Z", "2024-11-08T12:30:00Z", queries=5, hits=5), tmp_path)
-    assert nxt.name == ("session_003.json" if survivor else "session_002.json")
-    assert not temp.exists()
-    daily = read(day / "daily_summary.json")
-    assert daily["discovery"]["total_queries"] == (45 if survivor else 15)
-    assert daily["session_numbers"] == ([1, 2, 3] if survivor else [1, 2])
+# --- permissions ---------------------------------------------------------------------------------
 
 
-def test_the_lock_is_a_file_lock_on_the_root(tmp_path: Path) -> None:
-    """While another process holds the lock, a writer waits instead of racing it."""
-    import fcntl
+def test_the_database_and_its_folders_are_readable_by_the_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    os.umask(old := os.umask(0o022))
+    try:
+        os.umask(0o022)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delenv("MCP_EXEC_METRICS_DIR")
+        write_session(make_summary())
+        root = tmp_path / ".mcp_exec" / "metrics"
+        mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+        assert (mode(tmp_path / ".mcp_exec"), mode(root), mode(root / DB_FILE)) == (0o700, 0o700, 0o600)
+        con = sqlite3.connect(root / DB_FILE)  # while a connection is open, WAL and shared-memory files exist
+        con.execute("SELECT COUNT(*) FROM sessions").fetchone()
+        try:
+            assert {p.name: mode(p) for p in root.iterdir()} == {DB_FILE: 0o600, DB_FILE + "-wal": 0o600, DB_FILE + "-shm": 0o600}
+        finally:
+            con.close()
+        History(root).export_json_files(tmp_path / "export")
+        assert {mode(p) for p in (tmp_path / "export").rglob("*")} == {0o700, 0o600}
+        saved = History(root)._spool("x" * 32, make_summary(), RuntimeError("test"))
+        assert (mode(saved.path.parent), mode(saved.path)) == (0o700, 0o600)
+    finally:
+        os.umask(old)
 
-    tmp_path.mkdir(exist_ok=True)
-    fd = os.open(tmp_path / history.LOCK_FILE, os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    code = f"from mcp_exec_telemetry.history import write_session; import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); " \
-           f"from test_history import make_summary; write_session(make_summary(), {str(tmp_path)!r})"
-    child = subprocess.Popen([sys.executable, "-c", code])
-    time.sleep(1.0)
-    assert child.poll() is None and not (tmp_path / "2024-11-08" / "session_001.json").exists()
-    os.close(fd)
-    assert child.wait(timeout=30) == 0
-    assert (tmp_path / "2024-11-08" / "session_001.json").exists()
+
+def test_a_database_that_cannot_be_opened_spools_the_session_and_reads_fail_in_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history, "_warned_spool", False)  # a process warns once: be that process's first
+    write_session(make_summary(queries=3, hits=3), tmp_path)
+    good = (tmp_path / DB_FILE).read_bytes()
+    (tmp_path / DB_FILE).write_bytes(b"not a database " * 400)  # damaged on disk
+    saved = write_session(make_summary(queries=4, hits=4), tmp_path)
+    assert saved.spooled and saved.path.exists()
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [f"mcp-exec-telemetry history: could not write {tmp_path / DB_FILE}"]
+    write_session(make_summary(queries=6, hits=6), tmp_path)
+    assert len(caplog.records) == 1  # once per process, however many sessions it spools
+    with pytest.raises(HistoryError, match="cannot read .*history.sqlite3: file is not a database"):
+        report(tmp_path)
+    (tmp_path / DB_FILE).write_bytes(good)  # restored from a backup: the next writer imports the spooled session
+    assert write_session(make_summary(queries=5, hits=5), tmp_path).id == "2024-11-08/004"
+    assert sorted(r.doc["discovery"]["total_queries"] for r in scan(tmp_path).sessions) == [3, 4, 5, 6]
+
+
+def test_a_serve_scrape_reads_day_rows_not_sessions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from mcp_exec_telemetry.timeseries import HistoryCollector
+
+    for i in range(20):
+        write_session(make_summary(f"2024-11-0{i % 3 + 1}T10:{i:02d}:00Z", f"2024-11-0{i % 3 + 1}T10:{i:02d}:30Z"), tmp_path)
+    parsed: list[int] = []
+    real = history._row_records
+    monkeypatch.setattr(history, "_row_records", lambda rows, *a: parsed.append(len(rows := list(rows))) or real(rows, *a))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HistoryCollector(tmp_path))
+    for _ in range(3):
+        assert "mcp_exec_history_sessions_total 20.0" in generate_latest(registry).decode()
+    write_session(make_summary("2024-11-03T12:00:00Z", "2024-11-03T12:30:00Z"), tmp_path)
+    assert "mcp_exec_history_sessions_total 21.0" in generate_latest(registry).decode()
+    assert parsed == []  # not one session document was read by a scrape

@@ -8,7 +8,6 @@ forked ``multiprocessing`` pool workers reach the history.
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
@@ -27,7 +26,9 @@ def _warnings(caplog):
 
 
 def _sessions(root: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(root.glob("*/session_*.json"))]
+    from mcp_exec_telemetry.history import scan
+
+    return [r.doc for r in scan(root).sessions]
 
 
 def test_nested_with_is_one_session_that_ends_at_the_outer_exit(tmp_path):

@@ -10,7 +10,6 @@ alone. SIGINT keeps working as before (``KeyboardInterrupt`` unwinds the ``with`
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -83,7 +82,9 @@ def _run_agent(mode: str, sig: int, endpoint: str, tmp_path: Path) -> tuple[int,
 
 
 def _saved_sessions(tmp_path: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((tmp_path / "history").glob("*/session_*.json"))]
+    from mcp_exec_telemetry.history import scan
+
+    return [r.doc for r in scan(tmp_path / "history").sessions]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])

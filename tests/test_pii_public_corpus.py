@@ -34,6 +34,14 @@ SENSITIVE = sensitive()
 CLEAN = clean()
 MUST_GOAL, SHOULD_GOAL, FP_GOAL = 0.01, 0.05, 0.01
 
+def _history_bytes(root: Path) -> bytes:
+    """Every byte of the session history database (one session): a value is found in it whatever the layout."""
+    from mcp_exec_telemetry.history import DB_FILE, scan
+
+    assert len(scan(root).sessions) == 1
+    return b"".join(p.read_bytes() for p in root.glob(DB_FILE + "*"))
+
+
 
 def _leaks_of(entries: list[Entry], scrub_input) -> set[int]:
     """Indexes of the entries whose value survives the detector on the given input form."""
@@ -138,8 +146,8 @@ def _in_memory_blobs(tmp_path: Path, push) -> dict[str, str]:
     spans = cap.spans()
     blobs["spans"] = "\n".join(repr((s.name, dict(s.attributes or {}), [(ev.name, dict(ev.attributes or {})) for ev in s.events],
                                      s.status.description)) for s in spans)
-    (history,) = list(tmp_path.rglob("session_*.json"))
-    blobs["history"] = history.read_text()
+    history = _history_bytes(tmp_path)
+    blobs["history"] = history
     return blobs
 
 

@@ -89,9 +89,10 @@ def test_in_memory_spans_metrics_summary_prometheus_and_history_hold_no_raw_valu
     spans = cap.spans()
     assert len(spans) > 3 * len(SAMPLES)
     spans_text = "\n".join(s.to_json() for s in spans)
-    history_files = list(tmp_path.rglob("session_*.json"))
-    assert len(history_files) == 1
-    history_text = history_files[0].read_text()
+    from mcp_exec_telemetry.history import DB_FILE, scan
+
+    assert len(scan(tmp_path).sessions) == 1
+    history_text = b"".join(p.read_bytes() for p in tmp_path.glob(DB_FILE + "*")).decode("latin-1")  # the database's every byte
 
     for name, blob in [("spans", spans_text), ("metrics", metrics_text), ("summary", summary_text),
                        ("prometheus", prometheus_text), ("history", history_text)]:

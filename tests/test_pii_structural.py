@@ -4,7 +4,7 @@ Each test pushes a known-PII value through one shape the scrubbing stage once sk
 attribute, a nested mapping in a log record, a label folded to lower case before scrubbing, the
 resource and the in-process ``get_*_metrics()`` records -- and reads what really left: the
 in-memory span exporter, OTLP bytes received over gRPC and HTTP, the Prometheus text, the JSON
-summary and the history file.
+summary and the history database.
 """
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ from tests.servers import OtlpReceiver
 EMAIL = "jane.roe@example.com"
 AWS = "AKIAIOSFODNN7EXAMPLE"
 CARD = "4111 1111 1111 1111"
+
+def _history_bytes(root: Path) -> bytes:
+    """Every byte of the session history database (one session): a value is found in it whatever the layout."""
+    from mcp_exec_telemetry.history import DB_FILE, scan
+
+    assert len(scan(root).sessions) == 1
+    return b"".join(p.read_bytes() for p in root.glob(DB_FILE + "*"))
+
 
 
 def _forms(value: str) -> list[str]:
@@ -132,9 +140,9 @@ def test_a_label_derived_from_a_sensitive_value_is_never_exported_in_any_form(tm
         records = repr(tel.get_security_metrics()) + repr(tel.get_execution_metrics())
         metrics = repr(cap.metrics())
     spans = "\n".join(s.to_json() for s in cap.spans())
-    (history,) = list(tmp_path.rglob("session_*.json"))
+    history = _history_bytes(tmp_path)
     for name, blob in [("prometheus", prometheus), ("summary", summary), ("records", records),
-                       ("metrics", metrics), ("spans", spans), ("history", history.read_text())]:
+                       ("metrics", metrics), ("spans", spans), ("history", history)]:
         assert _leaks(blob, AWS) == [], name
     # The folded ordinary label and the sensitive one (as "other") are both still counted.
     assert tel.get_security_metrics().pattern_distribution == {"other": 1, "email": 1}
@@ -176,11 +184,12 @@ def test_service_name_and_otel_resource_attributes_are_scrubbed_everywhere(tmp_p
         metrics = repr(cap.metrics())
     spans = cap.spans()
     resource = dict(spans[0].resource.attributes)
-    (history,) = list(tmp_path.rglob("session_*.json"))
+    history = _history_bytes(tmp_path)
     for name, blob in [("resource", repr(resource)), ("prometheus", prometheus), ("summary", summary),
-                       ("metrics", metrics), ("history", history.read_text())]:
+                       ("metrics", metrics), ("history", history)]:
         assert _leaks(blob, EMAIL, "hunter2hunter2") == [], name
     assert resource["service.name"] == "[REDACTED:email]"  # "agent-jane.roe@..." is one address
+    assert b"[REDACTED:email]" in history  # the database holds the service name, redacted
     assert resource["owner"] == "[REDACTED:email]"
     assert resource["deployment.password"] == "[REDACTED:api_key]"
 

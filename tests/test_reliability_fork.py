@@ -130,12 +130,11 @@ def _run_multiprocessing(tel) -> dict:
 
 
 def _history(root: Path) -> tuple[list[dict], list[dict]]:
-    sessions, dailies = [], []
-    for day in sorted(p for p in root.iterdir() if p.is_dir()):
-        sessions += [json.loads(p.read_text()) for p in sorted(day.glob("session_*.json"))]
-        daily = day / "daily_summary.json"
-        if daily.exists():
-            dailies.append(json.loads(daily.read_text()))
+    from mcp_exec_telemetry.history import History
+
+    store = History(root)
+    sessions = [r.doc for r in store.sessions().sessions]
+    dailies = [store.daily_summary(day) for day, _doc in store.days()]
     return sessions, dailies
 
 
@@ -166,7 +165,7 @@ def test_a_forked_child_records_into_its_own_providers_and_the_history_stays_con
     assert parent["execution"]["languages"] == {"python3": PARENT_BEFORE + PARENT_AFTER}
     assert parent["security"]["pii_detected"] == PARENT_BEFORE + PARENT_AFTER
 
-    # History: one file per process, each operation counted once, the daily summary their sum.
+    # History: one session per process, each operation counted once, the daily summary their sum.
     sessions, dailies = _history(root)
     assert len(sessions) == 2, [s.get("session") for s in sessions]
     assert sorted(s["session"] for s in sessions) == [1, 2]

@@ -7,11 +7,14 @@ Subcommands (each has ``--help``)::
     advise         the advisor's findings
     history        sessions with their headline figures
     serve          a Prometheus /metrics endpoint over the history
+    export         the history as the design's JSON files (session, daily and quarterly)
     export-influx  send the history to an InfluxDB 1.x database
 
 Which sessions: ``--session`` (a file, ``YYYY-MM-DD/N`` or ``latest``), ``--date``, or
 ``--from``/``--to``; nothing means the whole history. The history folder is ``--root``, else
-``$MCP_EXEC_METRICS_DIR``, else ``.mcp_exec/metrics``. A problem (bad path or date, empty
+``$MCP_EXEC_METRICS_DIR``, else ``.mcp_exec/metrics``. ``report``, ``dashboard`` and ``advise``
+also take ``--prometheus URL --since 24h``: the same figures for a whole fleet, computed with
+PromQL by a Prometheus server (:mod:`mcp_exec_telemetry.fleet`). A problem (bad path or date, empty
 history, InfluxDB rejecting a write) is one line on stderr and a non-zero exit: 1 for a
 runtime problem, 2 for a usage error.
 """
@@ -74,18 +77,45 @@ def _tag(text: str) -> tuple[str, str]:
 
 @dataclass
 class Selection:
-    """What the user asked for: one session, one day, or a range, with what came just before."""
+    """What the user asked for: one session, one day, a range or a fleet window, with what came just before.
 
-    kind: str  # "session" | "day" | "range"
+    ``summary`` is a session document or an aggregate; the session documents themselves are only
+    read when a command needs them (:meth:`records`).
+    """
+
+    kind: str  # "session" | "day" | "range" | "fleet"
     summary: dict[str, Any]
-    sessions: list[history.SessionRecord]
     previous: dict[str, Any] | None
     label: str
+    store: history.History | None = None
+    start: date | None = None
+    end: date | None = None
+    record: history.SessionRecord | None = None
+
+    def records(self) -> list[history.SessionRecord]:
+        """Every session of the selection, oldest first (rows that do not validate are warned about and skipped)."""
+        if self.record is not None:
+            return [self.record]
+        if self.store is None:
+            raise CliError("this command needs the sessions themselves: it reads the local history, not --prometheus")
+        return self.store.sessions(self.start, self.end).sessions
 
 
-def _warn(problems: Sequence[history.Problem]) -> None:
-    for problem in problems:
-        print(f"{PROG}: warning: {problem}", file=sys.stderr)
+class _WarningPrinter(logging.Handler):
+    """Prints the history's warnings (a skipped row, an import) as one ``warning:`` line each on stderr, once."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage().replace("mcp-exec-telemetry history: ", "", 1)
+        if text not in self.seen:
+            self.seen.add(text)
+            print(f"{PROG}: warning: {text}", file=sys.stderr)
+
+
+_PRINTER = _WarningPrinter(logging.WARNING)
 
 
 def _root(args: argparse.Namespace) -> Path:
@@ -97,8 +127,12 @@ def _root(args: argparse.Namespace) -> Path:
     return root
 
 
-def _find_session(args: argparse.Namespace) -> tuple[history.SessionRecord, list[history.SessionRecord]]:
-    """The session named by ``--session``, and every session of the history (for its predecessor)."""
+def _store(args: argparse.Namespace) -> history.History:
+    return history.History(_root(args))
+
+
+def _find_session(args: argparse.Namespace) -> tuple[history.SessionRecord, history.History | None]:
+    """The session named by ``--session`` and the history it belongs to (to find its predecessor)."""
     ref = args.session
     path = Path(ref)
     if ref != "latest" and path.exists() and not path.is_file():  # a FIFO or device would block the read
@@ -107,62 +141,105 @@ def _find_session(args: argparse.Namespace) -> tuple[history.SessionRecord, list
         doc = history.load_session(path)
         day = date.fromisoformat(str(doc.get("date") or str(doc["start_time"])[:10]))
         record = history.SessionRecord(path, day, int(doc["session"]), doc)
-        root = history.metrics_root(args.root) if args.root else path.resolve().parent.parent
-        found = history.scan(root)
-        return record, found.sessions
-    root = _root(args)
-    found = history.scan(root)
-    _warn(found.problems)
-    if not found.sessions:
-        raise CliError(f"no sessions in {root}")
+        root = history.metrics_root(args.root) if args.root else None
+        store = history.History(root) if root is not None and (root / history.DB_FILE).exists() else None
+        return record, store
+    store = _store(args)
     if ref == "latest":
-        return found.sessions[-1], found.sessions
+        found = store.latest()
+        if found is None:
+            raise CliError(f"no sessions in {store.root}")
+        return found, store
     day_text, sep, num = ref.partition("/")
     try:
         day = date.fromisoformat(day_text)
         number = int(num)
     except ValueError:
         raise CliError(f"bad session {ref!r}: expected a session file, YYYY-MM-DD/N or latest") from None
-    for record in found.sessions:
-        if record.day == day and record.number == number:
-            return record, found.sessions
-    raise CliError(f"no session {day.isoformat()}/{number:03d} in {root}")
+    found = store.session(day, number)
+    if found is None:
+        raise CliError(f"no session {day.isoformat()}/{number:03d} in {store.root}")
+    return found, store
+
+
+def _previous_file(record: history.SessionRecord) -> dict[str, Any] | None:
+    """The session before an exported session file, in the same export (``DIR/YYYY-MM-DD/session_NNN.json``)."""
+    assert record.path is not None
+    folder = record.path.resolve().parent
+    candidates = sorted(folder.parent.glob("*/session_*.json"), reverse=True)
+    for path in candidates:
+        try:
+            key = (date.fromisoformat(path.parent.name), int(path.stem.split("_")[1]))
+        except (ValueError, IndexError):
+            continue
+        if key < (record.day, record.number):
+            try:
+                return history.load_session(path)
+            except history.HistoryError as exc:
+                print(f"{PROG}: warning: skipped {exc}", file=sys.stderr)
+    return None
 
 
 def _select(args: argparse.Namespace) -> Selection:
+    if getattr(args, "prometheus", None):
+        return _select_fleet(args)
+    if getattr(args, "since", None):
+        raise CliError("--since needs --prometheus (the local history is selected with --date, --from and --to)")
     if getattr(args, "session", None):
         if args.date or args.start or args.end:
             raise CliError("--session cannot be combined with --date, --from or --to")
-        record, everything = _find_session(args)
-        order = sorted(everything, key=lambda r: (r.day, r.number))
-        before = [r for r in order if (r.day, r.number) < (record.day, record.number)]
-        previous = before[-1].doc if before else None
-        return Selection("session", record.doc, [record], previous, f"session {record.id}")
+        record, store = _find_session(args)
+        if store is not None:
+            before = store.before(record.day, record.number)
+            previous = before.doc if before else None
+        else:
+            previous = _previous_file(record)
+        return Selection("session", record.doc, previous, f"session {record.id}", store, record=record)
     if args.date and (args.start or args.end):
         raise CliError("--date cannot be combined with --from or --to")
     start, end = (args.date, args.date) if args.date else (args.start, args.end)
     if start and end and start > end:
         raise CliError(f"--from {start} is after --to {end}")
-    root = _root(args)
-    found = history.scan(root, start, end)
-    _warn(found.problems)
-    if not found.sessions:
+    store = _store(args)
+    days = store.days(start, end)
+    if not days:
         span = f" on {args.date}" if args.date else (f" from {start or 'the beginning'} to {end or 'the end'}" if start or end else "")
-        raise CliError(f"no sessions in {root}{span}")
-    summary = history.report(root, start, end)
+        raise CliError(f"no sessions in {store.root}{span}")
+    period = {"from": (start or days[0][0]).isoformat(), "to": (end or days[-1][0]).isoformat()}
+    summary = {"kind": history.REPORT_KIND, "schema": history.SCHEMA, "period": period, **history.aggregate(doc for _d, doc in days)}
     previous = None
     if args.date:
-        earlier = [r for r in history.scan(root, None, args.date - timedelta(days=1)).sessions]
+        earlier = store.days(None, args.date - timedelta(days=1))
         if earlier:
-            last_day = earlier[-1].day
-            previous = history.aggregate(r for r in earlier if r.day == last_day)
-        return Selection("day", summary, found.sessions, previous, args.date.isoformat())
+            previous = earlier[-1][1]
+        return Selection("day", summary, previous, args.date.isoformat(), store, start, end)
     if start and end:
         length = (end - start).days + 1
-        earlier = history.scan(root, start - timedelta(days=length), start - timedelta(days=1)).sessions
-        previous = history.aggregate(earlier) if earlier else None
-    label = f"{summary['period']['from']} to {summary['period']['to']}"
-    return Selection("range", summary, found.sessions, previous, label)
+        earlier = store.days(start - timedelta(days=length), start - timedelta(days=1))
+        previous = history.aggregate(doc for _d, doc in earlier) if earlier else None
+    label = f"{period['from']} to {period['to']}"
+    return Selection("range", summary, previous, label, store, start, end)
+
+
+def _select_fleet(args: argparse.Namespace) -> Selection:
+    from .fleet import FleetError, PrometheusSource, parse_duration
+
+    if getattr(args, "session", None) or args.date or args.start or args.end:
+        raise CliError("--prometheus selects a time window with --since; it cannot be combined with --session, --date, --from or --to")
+    since = args.since or "24h"
+    try:
+        parse_duration(since)
+        parse_duration(args.step)
+        source = PrometheusSource(args.prometheus, namespace=getattr(args, "prom_namespace", None) or "mcp_exec", matchers=args.match or "")
+        summary = source.summary(since, step=args.step)
+        previous = source.previous(since, step=args.step) if args.command == "dashboard" else None
+    except (ValueError, FleetError) as exc:
+        raise CliError(str(exc)) from None
+    if not summary["sessions"] and not summary["discovery"]["total_queries"] and not summary["execution"]["total_executions"]:
+        raise CliError(f"no sessions in {args.prometheus} over the last {since}")
+    if previous is not None and not previous["sessions"]:
+        previous = None
+    return Selection("fleet", summary, previous, f"fleet, last {since}")
 
 
 # --- subcommands -----------------------------------------------------------------------------
@@ -173,9 +250,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(sel.summary, indent=2) + "\n")
     elif args.format == "csv":
-        sys.stdout.write(timeseries.to_csv(sel.sessions))
+        sys.stdout.write(timeseries.to_csv(sel.records()))
     else:
-        sys.stdout.write(timeseries.to_line_protocol(sel.sessions, namespace=args.namespace))
+        sys.stdout.write(timeseries.to_line_protocol(sel.records(), namespace=args.namespace))
     return 0
 
 
@@ -217,8 +294,17 @@ def cmd_advise(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    sel = _select(args)
-    rows = sel.sessions[-args.limit :] if args.limit else sel.sessions
+    if args.date and (args.start or args.end):
+        raise CliError("--date cannot be combined with --from or --to")
+    start, end = (args.date, args.date) if args.date else (args.start, args.end)
+    if start and end and start > end:
+        raise CliError(f"--from {start} is after --to {end}")
+    store = _store(args)
+    rows = store.sessions(start, end, limit=args.limit or None).sessions
+    total = store.count(start, end) if args.limit else len(rows)
+    if not rows:
+        span = f" on {args.date}" if args.date else (f" from {start or 'the beginning'} to {end or 'the end'}" if start or end else "")
+        raise CliError(f"no sessions in {store.root}{span}")
     header = ("SESSION", "START", "END", "DURATION", "QUERIES", "HIT", "RUNS", "OK", "AVG_MS", "TOKENS", "PII")
     table = [header]
     for r in rows:
@@ -241,7 +327,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
         print("  ".join(cells).rstrip())
     shown = len(rows)
-    print(f"{shown} of {len(sel.sessions)} sessions" if shown != len(sel.sessions) else f"{shown} session{'s' if shown != 1 else ''}")
+    print(f"{shown} of {total} sessions" if shown != total else f"{shown} session{'s' if shown != 1 else ''}")
     return 0
 
 
@@ -274,7 +360,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_export_influx(args: argparse.Namespace) -> int:
     sel = _select(args)
     tags = dict(args.tag or [])
-    text = timeseries.to_line_protocol(sel.sessions, namespace=args.namespace, tags=tags)
+    records = sel.records()
+    text = timeseries.to_line_protocol(records, namespace=args.namespace, tags=tags)
     try:
         writer = timeseries.InfluxWriter(args.url, args.database, retention_policy=args.retention_policy, username=args.username,
                                          password=os.environ.get("INFLUX_PASSWORD") if args.username else None, retries=args.retries, timeout=args.timeout)
@@ -283,7 +370,22 @@ def cmd_export_influx(args: argparse.Namespace) -> int:
         n = writer.write(text)
     except (ValueError, timeseries.InfluxWriteError) as exc:
         raise CliError(str(exc)) from None
-    print(f"wrote {n} points for {len(sel.sessions)} session{'s' if len(sel.sessions) != 1 else ''} to {args.url} database {args.database!r}")
+    print(f"wrote {n} points for {len(records)} session{'s' if len(records) != 1 else ''} to {args.url} database {args.database!r}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _store(args)
+    target = Path(args.dir)
+    if target.exists() and not target.is_dir():
+        raise CliError(f"{target} exists and is not a folder")
+    try:
+        n = store.export_json_files(target)
+    except OSError as exc:
+        raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
+    if not n:
+        raise CliError(f"no sessions in {store.root}")
+    print(f"wrote {n} session{'s' if n != 1 else ''}, their daily summaries and quarterly_report.json to {target}")
     return 0
 
 
@@ -315,6 +417,15 @@ def _selectors(p: argparse.ArgumentParser, session: bool = True) -> None:
     g.add_argument("--to", dest="end", type=_day, metavar="YYYY-MM-DD", help="last UTC day of a range")
 
 
+def _fleet(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fleet view (instead of the local history)")
+    g.add_argument("--prometheus", metavar="URL", help="compute from this Prometheus server with PromQL, e.g. http://127.0.0.1:9090")
+    g.add_argument("--since", metavar="DURATION", help="the window ending now, as a Prometheus duration: 30m, 24h, 7d (default: 24h)")
+    g.add_argument("--match", metavar="MATCHERS", help="label matchers added to every selector, e.g. 'job=\"agents\"'")
+    g.add_argument("--step", metavar="DURATION", default="15s",
+                   help="resolution for counters that reset inside the window (agents restarted on the same port); at most the scrape interval (default: 15s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (exposed for documentation and tests)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -330,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     _selectors(p)
     p.add_argument("--format", choices=("json", "csv", "influx"), default="json", help="output format (default: json)")
     p.add_argument("--namespace", default="mcp_exec", help="measurement prefix for --format influx (default: mcp_exec)")
+    _fleet(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("dashboard", parents=[common], help="the KPI dashboard", description="Draw the KPI dashboard; the hit-rate arrow compares with the previous session, day or period.")
@@ -337,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=_positive_int, help="columns (default: the terminal's, at most 80)")
     p.add_argument("--style", choices=("auto", "fancy", "ascii"), default="auto", help="box drawing or plain ASCII (default: fancy on a terminal)")
     p.add_argument("--no-color", action="store_true", help="no ANSI colours")
+    _fleet(p)
     p.set_defaults(func=cmd_dashboard)
 
     t = advisor.Thresholds()
@@ -350,19 +463,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-reduction-ratio", type=float, default=t.min_reduction_ratio, help="lowest acceptable filtering reduction ratio (default: %(default)s)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     p.add_argument("--fail-on", choices=("never", "info", "warning", "critical"), default="never", help="exit with status 3 when a finding is at least this severe (default: never)")
+    _fleet(p)
     p.set_defaults(func=cmd_advise)
 
     p = sub.add_parser("history", parents=[common], help="list sessions with their headline figures", description="List the sessions of the history, oldest first.")
     _selectors(p, session=False)
-    p.add_argument("--limit", type=_positive_int, default=0, help="only the last N sessions")
+    p.add_argument("--limit", type=_positive_int, default=0, help="only the last N sessions (reads only those)")
     p.set_defaults(func=cmd_history, session=None)
 
     p = sub.add_parser("serve", parents=[common], help="a Prometheus /metrics endpoint over the history",
-                       description="Serve the whole history's totals and rates at /metrics for Prometheus; re-read on every scrape.")
+                       description="Serve the whole history's totals and rates at /metrics for Prometheus; each scrape reads the days' aggregates, not the sessions.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=_positive_int, default=9464, help="port (default: %(default)s; 0 picks a free one)")
     p.add_argument("--namespace", default="mcp_exec", help="metric name prefix (default: %(default)s)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export", parents=[common], help="write the history as the design's JSON files",
+                       description="Write every session as YYYY-MM-DD/session_NNN.json, each day's daily_summary.json and quarterly_report.json under DIR.")
+    p.add_argument("--format", choices=("json-files",), required=True, help="the layout to write (json-files: the design's files)")
+    p.add_argument("dir", metavar="DIR", help="folder to write into (created owner-only if missing)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("export-influx", parents=[common], help="send sessions to an InfluxDB 1.x database",
                        description="Write the selected sessions to InfluxDB 1.x through its /write endpoint as line protocol.")
@@ -383,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
     logging.getLogger("mcp_exec_telemetry").addHandler(logging.NullHandler())  # problems are printed below instead
+    hist_logger = logging.getLogger("mcp_exec_telemetry.history")
+    if _PRINTER not in hist_logger.handlers:
+        hist_logger.addHandler(_PRINTER)
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["demo"]:
         # The demo has its own options (it needs the 'mcp' extra); it parses them itself.

@@ -1,23 +1,35 @@
-"""Metrics history on disk: one JSON file per session, a summary per day and per quarter.
+"""Metrics history in an embedded SQLite database: one row per session, a maintained aggregate per day.
 
-Layout (the design's "Metrics History")::
+Where it lives::
 
     <root>/                        root: argument, else MCP_EXEC_METRICS_DIR, else .mcp_exec/metrics
-    ├── 2024-11-08/
-    │   ├── session_001.json       a session's JSON summary, plus its number, end time and counts
-    │   ├── session_002.json
-    │   └── daily_summary.json     every session of the day, aggregated
-    └── quarterly_report.json      every day of each quarter, aggregated
+    ├── history.sqlite3            the database (WAL mode; owner-only, as is the folder)
+    └── spool/                     sessions that could not be written yet (rare; imported by the next writer)
 
-Aggregates are computed from counts and sums (hits / queries, total ms / executions ...), never as
-averages of averages, so a day of one long and one short session weighs each query equally. Every
-file is written to a temporary file and renamed into place, under an exclusive ``fcntl.flock`` on
-``<root>/.lock``: concurrent agent processes get distinct session numbers, and a writer killed at
-any point leaves either the complete file or none (its temporary file is removed by the next
-writer). A session's date is the UTC date of its ``start_time``.
+Tables (schema version in ``PRAGMA user_version``, upgraded by :data:`_MIGRATIONS`):
 
-Reading never stops at a bad file: :func:`scan` reports a corrupt or foreign file as a
-:class:`Problem` (and logs it) and goes on with the rest.
+- ``sessions``: one row per session: the design's JSON session document (``doc``) plus the
+  columns reads select and order by (``day``, ``number``, ``start_time``, ``end_time``,
+  ``service_name``) and a unique ``uid`` that makes every import idempotent.
+- ``daily``: one row per UTC day holding the day's aggregate, updated in the same transaction as
+  every session insert, so a day, a range, a quarter or the whole history is an aggregate of a
+  few hundred day rows, never a scan of every session.
+
+Aggregates are computed from counts and sums (hits / queries, total ms / executions ...), never
+as averages of averages, so a day of one long and one short session weighs each query equally. A
+session's date is the UTC date of its ``start_time``; its number is the next free number of its
+day. Concurrent writers are serialized by SQLite (``BEGIN IMMEDIATE``); readers never wait.
+
+Writing never blocks longer than a bound (``timeout``, default :data:`DEFAULT_TIMEOUT_S` s or
+``$MCP_EXEC_HISTORY_TIMEOUT``): when the database is locked, read-only or the disk is full, the
+session goes to a spool file next to the database, one warning is logged, and the next writer
+imports it. Nothing is lost, nothing hangs.
+
+Reading never stops at a bad row: a session document that does not validate is skipped with a
+warning naming it (:class:`Problem`). The design's file layout (``YYYY-MM-DD/session_NNN.json``,
+``daily_summary.json``, ``quarterly_report.json``) is an export (:func:`export_json_files`); a
+history still in that layout is imported once, automatically, the first time the database is
+created.
 """
 
 from __future__ import annotations
@@ -26,20 +38,28 @@ import json
 import logging
 import os
 import re
-from contextlib import contextmanager
+import sqlite3
+import time
+import uuid
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 
 __all__ = [
+    "DB_FILE",
     "DEFAULT_ROOT",
+    "DEFAULT_TIMEOUT_S",
     "ENV_VAR",
+    "History",
     "HistoryError",
     "Problem",
+    "SavedSession",
     "Scan",
     "SessionRecord",
     "aggregate",
+    "export_json_files",
     "load_session",
     "metrics_root",
     "quarter_of",
@@ -53,34 +73,67 @@ _logger.addHandler(logging.NullHandler())  # a library does not print; configure
 
 DEFAULT_ROOT = ".mcp_exec/metrics"
 ENV_VAR = "MCP_EXEC_METRICS_DIR"
+TIMEOUT_ENV_VAR = "MCP_EXEC_HISTORY_TIMEOUT"
+DEFAULT_TIMEOUT_S = 2.0
+"""How long writing a session may wait for the database before it spools the session instead."""
+DB_FILE = "history.sqlite3"
+SPOOL_DIR = "spool"
 SCHEMA = 1
+"""Version of the JSON documents (``"schema"`` in each)."""
 SESSION_KIND = "mcp_exec_session"
 DAILY_KIND = "mcp_exec_daily_summary"
 QUARTERLY_KIND = "mcp_exec_quarterly_report"
 REPORT_KIND = "mcp_exec_report"
 DAILY_FILE = "daily_summary.json"
 QUARTERLY_FILE = "quarterly_report.json"
-LOCK_FILE = ".lock"
 TOP_SKILLS_KEPT = 50
 """Skills an aggregate lists in ``top_skills`` (each session lists at most its top 10)."""
 
 _SESSION_RE = re.compile(r"^session_(\d+)\.json$")
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME_FMT = "%Y-%m-%dT%H:%M:%SZ"
+_TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
 
-# Test hook: called with the temporary file's path after it is written and before it is renamed.
-_after_temp_write: Callable[[Path], None] | None = None
+# Schema migrations: entry i upgrades the database from version i to i + 1, in one transaction.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        day TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        start_time TEXT NOT NULL,
+        end_time TEXT,
+        service_name TEXT,
+        doc TEXT NOT NULL,
+        UNIQUE (day, number)
+    );
+    CREATE TABLE daily (
+        day TEXT PRIMARY KEY,
+        rows INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+DB_VERSION = len(_MIGRATIONS)
+"""The database schema version this code reads and writes."""
+
+_warned_spool = False  # a process warns once about spooling, however many sessions it spools
+
+# Test hook: called inside a session's write transaction, after its rows are written, before COMMIT.
+_before_commit: Callable[[], None] | None = None
 
 
 class HistoryError(Exception):
-    """The history cannot answer: no such file, not a session file, or nothing in the range."""
+    """The history cannot answer: no such session, not a session file, or nothing in the range."""
 
 
 @dataclass(frozen=True)
 class Problem:
-    """A file of the history that was skipped, and why."""
+    """A session (a database row or a file) that was skipped, and why."""
 
-    path: Path
+    path: Path | str
     reason: str
 
     def __str__(self) -> str:
@@ -89,9 +142,9 @@ class Problem:
 
 @dataclass
 class SessionRecord:
-    """One session file: where it is, its day and number, and its content."""
+    """One session: its day, its number in the day, its JSON document and where it came from."""
 
-    path: Path
+    path: Path | None
     day: date
     number: int
     doc: dict[str, Any]
@@ -104,13 +157,26 @@ class SessionRecord:
 
 @dataclass
 class Scan:
-    """Sessions found in a date range (oldest first) and the files skipped on the way."""
+    """Sessions found (oldest first) and the rows or files skipped on the way."""
 
     sessions: list[SessionRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
 
-# --- paths and dates -------------------------------------------------------------------------
+class SavedSession(NamedTuple):
+    """Where :func:`write_session` put a session: its id in the database, or the spool file."""
+
+    id: str | None
+    """``YYYY-MM-DD/NNN``; None while the session waits in the spool."""
+    path: Path
+    """The database, or the spool file when the database could not be written."""
+    spooled: bool
+
+    def __str__(self) -> str:
+        return f"{self.path} (waiting to be imported)" if self.spooled else f"{self.path} as session {self.id}"
+
+
+# --- paths, dates and validation -------------------------------------------------------------
 
 
 def metrics_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -121,8 +187,12 @@ def metrics_root(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def parse_time(text: str) -> datetime:
-    """A summary's ``YYYY-MM-DDTHH:MM:SSZ`` time as an aware UTC datetime."""
-    return datetime.strptime(text, _TIME_FMT).replace(tzinfo=timezone.utc)
+    """A summary's ``YYYY-MM-DDTHH:MM:SSZ`` time as an aware UTC datetime; ValueError otherwise."""
+    m = _TIME_RE.match(text)
+    if m is None:
+        raise ValueError(f"time data {text!r} does not match format {_TIME_FMT!r}")
+    y, mo, d, h, mi, sec = map(int, m.groups())
+    return datetime(y, mo, d, h, mi, sec, tzinfo=timezone.utc)
 
 
 def quarter_of(day: date) -> str:
@@ -137,101 +207,595 @@ def _session_day(summary: Mapping[str, Any]) -> date:
         raise ValueError(f"summary needs a start_time like 2024-11-08T10:30:00Z, got {summary.get('start_time')!r}") from exc
 
 
-# --- writing ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    """Hold the history's exclusive lock; the kernel releases it if the process dies."""
-    import fcntl
-
-    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def _atomic_write(path: Path, doc: Mapping[str, Any]) -> None:
-    """Write ``doc`` as JSON next to ``path``, fsync it, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if _after_temp_write is not None:
-        _after_temp_write(tmp)
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_stale_temps(folder: Path) -> None:
-    """Remove temporary files left by killed writers (only called with the lock held)."""
-    for p in folder.glob(".*.tmp"):
+def default_timeout() -> float:
+    """Seconds a session write may wait: ``$MCP_EXEC_HISTORY_TIMEOUT``, else :data:`DEFAULT_TIMEOUT_S`."""
+    text = os.environ.get(TIMEOUT_ENV_VAR)
+    if text:
         try:
-            p.unlink()
-        except OSError:
+            value = float(text)
+            if value >= 0:
+                return value
+        except ValueError:
             pass
+        _logger.warning("mcp-exec-telemetry: ignoring %s=%r (expected seconds >= 0); using %s", TIMEOUT_ENV_VAR, text, DEFAULT_TIMEOUT_S)
+    return DEFAULT_TIMEOUT_S
 
 
-def _session_numbers(day_dir: Path) -> list[int]:
-    nums = []
-    for p in day_dir.iterdir():
-        m = _SESSION_RE.match(p.name)
-        if m:
-            nums.append(int(m.group(1)))
-    return sorted(nums)
+def _loads(text: Any) -> Any:
+    """JSON from text, raising ValueError for anything unparsable (deep nesting included)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
-def _session_name(number: int) -> str:
-    return f"session_{number:03d}.json"
+def _check_session(doc: Any) -> str | None:
+    """Why ``doc`` is not a usable session document, or None when it is."""
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    if doc.get("kind") != SESSION_KIND:
+        return "not an mcp-exec-telemetry session (no \"kind\": \"mcp_exec_session\")"
+    try:
+        _check_summary(doc)
+        int(doc["session"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"bad field: {exc}"
+    return None
 
 
-def write_session(summary: Mapping[str, Any], root: str | os.PathLike[str] | None = None) -> Path:
-    """Add one session's JSON summary to the history; returns the new ``session_NNN.json``.
+def _check_summary(doc: Mapping[str, Any]) -> None:
+    """Raise TypeError/ValueError when a field the aggregation reads has the wrong type."""
+    parse_time(str(doc.get("start_time")))
+    for section in _SUM_FIELDS:
+        if not isinstance(doc.get(section), dict):
+            raise ValueError(f"missing section {section!r}")
+    for section, keys in _SUM_FIELDS.items():
+        for key in keys:
+            _number(doc[section].get(key, 0), f"{section}.{key}")
+    for section, keys in _MAP_FIELDS.items():
+        for key in keys:
+            value = doc[section].get(key) or {}
+            if not isinstance(value, dict):
+                raise TypeError(f"{section}.{key} is {value!r}, not an object")
+            for label, n in value.items():
+                _number(n, f"{section}.{key}[{label!r}]")
+    for st in doc["skills"].get("top_skills") or []:
+        if not isinstance(st, dict) or not isinstance(st.get("name"), str):
+            raise TypeError(f"skills.top_skills holds {st!r}, not a skill")
+        for key in ("runs", "successes", "avg_duration_ms", "total_duration_ms"):
+            _number(st.get(key, 0), f"skills.top_skills[{st['name']!r}].{key}")
+    _number(doc["execution"].get("memory_peak_mb", 0), "execution.memory_peak_mb")
+    _number(doc.get("session_duration_ms", 0), "session_duration_ms")
+    if doc.get("end_time") or doc.get("timestamp"):
+        parse_time(str(doc.get("end_time") or doc.get("timestamp")))
 
-    The session gets the next free number of its day; then the day's ``daily_summary.json`` and
-    the root's ``quarterly_report.json`` are brought up to date. Safe across processes.
+
+def _number(v: Any, what: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{what} is {v!r}, not a number")
+
+
+# --- the database ----------------------------------------------------------------------------
+
+
+def _make_private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents readable by the owner only (0700)."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)  # mkdir's mode is masked by the umask
+
+
+def _connect(db: Path, timeout: float, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout, isolation_level=None)
+    else:
+        con = sqlite3.connect(str(db), timeout=timeout, isolation_level=None)
+    try:
+        con.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+class History:
+    """The history of one metrics root: write sessions, read sessions, days, quarters and reports.
+
+    Each call opens its own short-lived connection, so a ``History`` may be shared by threads and
+    survives ``fork()``::
+
+        h = History(".mcp_exec/metrics")
+        h.write(tel.summary())
+        print(h.report()["execution"]["success_rate"])
     """
-    day = _session_day(summary)
-    base = metrics_root(root)
-    base.mkdir(parents=True, exist_ok=True)
-    day_dir = base / day.isoformat()
-    with _locked(base):
-        day_dir.mkdir(exist_ok=True)
-        _remove_stale_temps(day_dir)
-        _remove_stale_temps(base)
-        existing = _session_numbers(day_dir)
-        number = (existing[-1] if existing else 0) + 1
-        doc = _session_doc(summary, day, number)
-        path = day_dir / _session_name(number)
-        _atomic_write(path, doc)
-        _fsync_dir(day_dir)
-        daily = _update_daily(day_dir, day, doc, existing)
-        _update_quarterly(base, day, daily)
-    return path
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, *, timeout: float | None = None) -> None:
+        self.root = metrics_root(root)
+        self.db_path = self.root / DB_FILE
+        self.spool_path = self.root / SPOOL_DIR
+        self.timeout = default_timeout() if timeout is None else float(timeout)
+        self.imported: int | None = None
+        """Sessions imported from JSON files when this object created the database (else None)."""
+
+    # --- opening -------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """True when the database exists, or a JSON history that would be imported on first use."""
+        return self.db_path.exists() or any(_json_days(self.root))
+
+    def _open_write(self, timeout: float) -> sqlite3.Connection:
+        """A connection to a database at the current schema version (created or migrated here)."""
+        _make_private_dirs(self.root)
+        if not self.db_path.exists():
+            try:  # create it owner-only; SQLite gives its -wal and -shm files the same mode
+                os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass
+        con = _connect(self.db_path, timeout)
+        try:
+            self._migrate(con)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _migrate(self, con: sqlite3.Connection) -> None:
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version == DB_VERSION:
+            return
+        if version > DB_VERSION:
+            raise HistoryError(f"{self.db_path} has schema version {version}, newer than this mcp-exec-telemetry reads ({DB_VERSION}); upgrade it")
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            version = con.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated it
+            if version == 0:
+                con.execute("COMMIT")
+                con.execute("PRAGMA journal_mode=WAL")  # persistent: set once, when the database is created
+                con.execute("BEGIN IMMEDIATE")
+                version = con.execute("PRAGMA user_version").fetchone()[0]
+            for step in range(version, DB_VERSION):
+                for statement in _MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        con.execute(statement)
+                con.execute(f"PRAGMA user_version={step + 1}")
+            if version == 0:
+                self.imported = self._import_json_layout(con)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        if self.imported:
+            _logger.warning("mcp-exec-telemetry history: imported %d session%s from the JSON files in %s into %s (the files are left as they were)",
+                            self.imported, "" if self.imported == 1 else "s", self.root, self.db_path)
+
+    def _open_read(self) -> sqlite3.Connection | None:
+        """A connection for reading, or None when there is no history yet."""
+        if not self.db_path.exists():
+            if not any(_json_days(self.root)):
+                return None
+            return self._open_write(self.timeout)  # first use of a JSON history: import it
+        try:
+            try:
+                con = _connect(self.db_path, self.timeout)
+            except sqlite3.OperationalError:  # a read-only folder or file
+                con = _connect(self.db_path, self.timeout, readonly=True)
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(f"cannot read {self.db_path}: {exc}") from None
+        try:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version != DB_VERSION:
+                con.close()
+                if version > DB_VERSION:
+                    raise HistoryError(f"{self.db_path} has schema version {version}, newer than this mcp-exec-telemetry reads ({DB_VERSION}); upgrade it")
+                return self._open_write(self.timeout)
+        except sqlite3.DatabaseError as exc:
+            con.close()
+            raise HistoryError(f"cannot read {self.db_path}: {exc}") from None
+        return con
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def write(self, summary: Mapping[str, Any], *, timeout: float | None = None) -> SavedSession:
+        """Add one session's JSON summary; never waits longer than ``timeout`` seconds.
+
+        The session gets the next free number of its day and the day's aggregate is updated in the
+        same transaction. When the database cannot be written in time (locked, read-only, disk
+        full), the session is kept in a spool file that the next writer imports, and a warning is
+        logged once per process. Raises ValueError for a summary that is not a session summary.
+        """
+        day = _session_day(summary)
+        try:
+            _check_summary(summary)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"not a session summary: {exc}") from None
+        clean = {key: value for key, value in summary.items() if key != "counts"}  # the document is serialized once, in _insert
+        uid = uuid.uuid4().hex
+        bound = self.timeout if timeout is None else float(timeout)
+        try:
+            number = self._write_rows(uid, day, clean, bound)
+        except (sqlite3.Error, OSError, HistoryError) as exc:
+            return self._spool(uid, clean, exc)
+        except TypeError as exc:  # a value JSON cannot hold
+            raise ValueError(f"not a session summary: {exc}") from None
+        return SavedSession(f"{day.isoformat()}/{number:03d}", self.db_path, False)
+
+    def _write_rows(self, uid: str, day: date, summary: dict[str, Any], bound: float) -> int:
+        deadline = time.monotonic() + bound
+        with closing(self._open_write(bound)) as con:
+            left = max(0.0, deadline - time.monotonic())
+            if left < bound - 0.01:  # the migration waited: what is left of the bound
+                con.execute(f"PRAGMA busy_timeout={int(left * 1000)}")
+            spooled = self._spooled()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                imported = [path for path, item in spooled if self._import_spooled(con, path, item)]
+                number = _insert(con, self.db_path, uid, summary, day)
+                if _before_commit is not None:
+                    _before_commit()
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        for path in imported:  # committed: a crash before this only means a later, ignored re-import
+            try:
+                path.unlink()
+            except OSError:
+                pass
+        if imported:
+            _logger.warning("mcp-exec-telemetry history: imported %d spooled session%s from %s", len(imported), "" if len(imported) == 1 else "s", self.spool_path)
+        assert number is not None
+        return number
+
+    def _spooled(self) -> list[tuple[Path, dict[str, Any] | None]]:
+        """Sessions waiting in the spool; an unreadable spool file is reported and dropped (None)."""
+        try:
+            entries = sorted(os.scandir(self.spool_path), key=lambda e: e.name)
+        except OSError:
+            return []
+        out: list[tuple[Path, dict[str, Any] | None]] = []
+        for entry in entries:
+            if entry.name.endswith(".tmp"):  # a spooler that died mid-write; a live one renames within a second
+                try:
+                    if time.time() - entry.stat().st_mtime > 60:
+                        os.unlink(entry.path)
+                except OSError:
+                    pass
+                continue
+            if not entry.name.endswith(".json"):
+                continue
+            path = Path(entry.path)
+            try:
+                item = _loads(path.read_text(encoding="utf-8"))
+                _session_day(item["summary"])
+                _check_summary(item["summary"])
+                str(item["uid"])
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                _logger.warning("mcp-exec-telemetry history: %s", Problem(path, f"not a spooled session ({exc})"))
+                item = None
+            out.append((path, item))
+        return out
+
+    def _spool(self, uid: str, summary: dict[str, Any], why: BaseException) -> SavedSession:
+        global _warned_spool
+        path = self.spool_path / f"{time.time_ns():020d}-{uid}.json"
+        try:
+            _make_private_dirs(self.spool_path)
+            tmp = path.with_name("." + path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump({"uid": uid, "summary": summary}, fh)
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except OSError as exc:
+            _logger.warning("mcp-exec-telemetry history: could not write the session to %s (%s) nor spool it in %s (%s); the session is lost",
+                            self.db_path, why, self.spool_path, exc)
+            raise
+        if not _warned_spool:
+            _warned_spool = True
+            _logger.warning("mcp-exec-telemetry history: could not write %s (%s); session kept in %s, the next writer imports it",
+                            self.db_path, why or type(why).__name__, path)
+        return SavedSession(None, path, True)
+
+    def import_spool(self) -> int:
+        """Import every spooled session now; returns how many. (Every write does this too.)"""
+        spooled = self._spooled()
+        if not spooled:
+            return 0
+        with closing(self._open_write(self.timeout)) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                imported = [path for path, item in spooled if self._import_spooled(con, path, item)]
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        for path in imported:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+        return sum(1 for _p, item in spooled if item is not None)
+
+    def _import_spooled(self, con: sqlite3.Connection, path: Path, item: dict[str, Any] | None) -> bool:
+        """Insert one spooled session inside the caller's transaction; True when its file can go.
+
+        A spooled session that cannot be inserted is renamed ``*.rejected`` (kept for a person to
+        look at, never retried) so that it cannot stop every later write.
+        """
+        if item is None:
+            return True
+        con.execute("SAVEPOINT spooled")
+        try:
+            _insert(con, self.db_path, str(item["uid"]), item["summary"])
+        except (sqlite3.IntegrityError, ValueError, TypeError, KeyError) as exc:
+            con.execute("ROLLBACK TO spooled")
+            con.execute("RELEASE spooled")
+            _logger.warning("mcp-exec-telemetry history: %s", Problem(path, f"spooled session rejected ({exc}); renamed *.rejected"))
+            try:
+                path.rename(path.with_name(path.name + ".rejected"))
+            except OSError:
+                pass
+            return False
+        con.execute("RELEASE spooled")
+        return True
+
+    def _import_json_layout(self, con: sqlite3.Connection) -> int:
+        """Import ``YYYY-MM-DD/session_NNN.json`` files (the old layout) keeping their numbers."""
+        n = 0
+        for day, folder in _json_days(self.root):
+            found = _read_day_files(folder, day)
+            for problem in found.problems:
+                _logger.warning("mcp-exec-telemetry history: %s", problem)
+            for rec in found.sessions:
+                if _insert(con, self.db_path, f"json:{rec.id}", rec.doc, day, rec.number) is not None:
+                    n += 1
+        return n
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _records(self, rows: Iterable[tuple[Any, ...]], problems: list[Problem]) -> list[SessionRecord]:
+        return _row_records(rows, problems, self.db_path)
+
+    def sessions(self, start: date | None = None, end: date | None = None, *, limit: int | None = None) -> Scan:
+        """Sessions from ``start`` to ``end`` (inclusive UTC days), oldest first; with ``limit``, the newest ``limit``."""
+        result = Scan()
+        con = self._open_read()
+        if con is None:
+            return result
+        where, params = _day_range(start, end)
+        with closing(con):
+            if limit:
+                rows = con.execute(f"SELECT id, day, number, doc FROM sessions {where} ORDER BY day DESC, number DESC LIMIT ?", (*params, limit)).fetchall()
+                rows.reverse()
+            else:
+                rows = con.execute(f"SELECT id, day, number, doc FROM sessions {where} ORDER BY day, number", params).fetchall()
+            result.sessions = self._records(rows, result.problems)
+        return result
+
+    def count(self, start: date | None = None, end: date | None = None) -> int:
+        """How many session rows the range holds (readable or not)."""
+        con = self._open_read()
+        if con is None:
+            return 0
+        where, params = _day_range(start, end)
+        with closing(con):
+            return int(con.execute(f"SELECT COUNT(*) FROM sessions {where}", params).fetchone()[0])
+
+    def session(self, day: date, number: int) -> SessionRecord | None:
+        """The session ``day``/``number``, or None (a row that does not validate is reported and None)."""
+        return self._one("WHERE day = ? AND number = ?", (day.isoformat(), number))
+
+    def latest(self) -> SessionRecord | None:
+        """The newest session (the highest number of the latest day)."""
+        return self._one("", (), newest=True)
+
+    def before(self, day: date, number: int) -> SessionRecord | None:
+        """The session just before ``day``/``number``."""
+        d = day.isoformat()
+        return self._one("WHERE day < ? OR (day = ? AND number < ?)", (d, d, number), newest=True)
+
+    def _one(self, where: str, params: tuple[Any, ...], newest: bool = False) -> SessionRecord | None:
+        con = self._open_read()
+        if con is None:
+            return None
+        order = "ORDER BY day DESC, number DESC" if newest else ""
+        problems: list[Problem] = []
+        with closing(con):
+            # Rows stream in order: skip the ones that do not validate (each is warned about) until one does.
+            for row in con.execute(f"SELECT id, day, number, doc FROM sessions {where} {order}", params):
+                good = self._records([row], problems)
+                if good:
+                    return good[0]
+            return None
+
+    def days(self, start: date | None = None, end: date | None = None) -> list[tuple[date, dict[str, Any]]]:
+        """Each day with sessions in the range, oldest first, with its aggregate.
+
+        A day whose aggregate row disagrees with its session rows (edited by hand, written by an
+        older version) is recomputed from its sessions for this answer.
+        """
+        con = self._open_read()
+        if con is None:
+            return []
+        where, params = _day_range(start, end)
+        out = []
+        with closing(con):
+            counts = dict(con.execute(f"SELECT day, COUNT(*) FROM sessions {where} GROUP BY day", params).fetchall())
+            stored = {d: (rows, text) for d, rows, text in con.execute(f"SELECT day, rows, doc FROM daily {where}", params)}
+            for day_text in sorted(counts):
+                rows, text = stored.get(day_text, (None, None))
+                doc = None
+                if rows == counts[day_text]:
+                    try:
+                        doc = _loads(text)
+                        if not isinstance(doc, dict) or not isinstance(doc.get("counts"), dict):
+                            doc = None
+                    except ValueError:
+                        doc = None
+                if doc is None:
+                    doc = _rebuild_day(con, day_text, self.db_path, write=False)
+                if doc is not None and doc.get("sessions"):
+                    out.append((date.fromisoformat(day_text), doc))
+        return out
+
+    def report(self, start: date | None = None, end: date | None = None) -> dict[str, Any]:
+        """The aggregate of every session from ``start`` to ``end``; :class:`HistoryError` if there is none."""
+        days = self.days(start, end)
+        if not days:
+            span = "" if start is None and end is None else f" from {start or 'the beginning'} to {end or 'today'}"
+            raise HistoryError(f"no sessions in {self.root}{span}")
+        period = {"from": (start or days[0][0]).isoformat(), "to": (end or days[-1][0]).isoformat()}
+        return {"kind": REPORT_KIND, "schema": SCHEMA, "period": period, **aggregate(doc for _d, doc in days)}
+
+    def daily_summary(self, day: date) -> dict[str, Any] | None:
+        """The design's ``daily_summary.json`` of ``day``, or None when the day has no session."""
+        days = self.days(day, day)
+        if not days:
+            return None
+        con = self._open_read()
+        assert con is not None
+        with closing(con):
+            numbers = [n for (n,) in con.execute("SELECT number FROM sessions WHERE day = ? ORDER BY number", (day.isoformat(),))]
+        return {"kind": DAILY_KIND, "schema": SCHEMA, "date": day.isoformat(), "session_numbers": numbers, **days[0][1]}
+
+    def quarterly_report(self) -> dict[str, Any]:
+        """The design's ``quarterly_report.json``: every quarter, aggregated from its days."""
+        by_quarter: dict[str, list[tuple[date, dict[str, Any]]]] = {}
+        for day, doc in self.days():
+            by_quarter.setdefault(quarter_of(day), []).append((day, doc))
+        quarters = {}
+        for q, days in sorted(by_quarter.items()):
+            quarters[q] = {"quarter": q, "days": {d.isoformat(): int(doc["sessions"]) for d, doc in days}, **aggregate(doc for _d, doc in days)}
+        return {"kind": QUARTERLY_KIND, "schema": SCHEMA, "quarters": quarters}
+
+    def export_json_files(self, folder: str | os.PathLike[str]) -> int:
+        """Write the design's layout under ``folder``: ``YYYY-MM-DD/session_NNN.json``,
+        ``YYYY-MM-DD/daily_summary.json`` and ``quarterly_report.json``; returns the sessions written."""
+        out = Path(folder)
+        _make_private_dirs(out)
+        n = 0
+        found = self.sessions()
+        for rec in found.sessions:
+            day_dir = out / rec.day.isoformat()
+            if not day_dir.exists():
+                _make_private_dirs(day_dir)
+            _write_json(day_dir / f"session_{rec.number:03d}.json", rec.doc)
+            n += 1
+        for day, _doc in self.days():
+            daily = self.daily_summary(day)
+            if daily is not None:
+                _write_json(out / day.isoformat() / DAILY_FILE, daily)
+        _write_json(out / QUARTERLY_FILE, self.quarterly_report())
+        return n
+
+
+def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(doc, indent=2) + "\n")
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _day_range(start: date | None, end: date | None) -> tuple[str, tuple[str, ...]]:
+    clauses, params = [], []
+    if start is not None:
+        clauses.append("day >= ?")
+        params.append(start.isoformat())
+    if end is not None:
+        clauses.append("day <= ?")
+        params.append(end.isoformat())
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _insert(con: sqlite3.Connection, db_path: Path, uid: str, summary: Mapping[str, Any], day: date | None = None, number: int | None = None) -> int | None:
+    """Insert one session and fold it into its day's aggregate (inside the caller's transaction).
+
+    Returns its number, or None when a session with this ``uid`` is already there.
+    """
+    day = day or _session_day(summary)
+    day_text = day.isoformat()
+    if number is None:
+        number = int(con.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM sessions WHERE day = ?", (day_text,)).fetchone()[0])
+    doc = _session_doc(summary, day, number)
+    cur = con.execute(
+        "INSERT OR IGNORE INTO sessions (uid, day, number, start_time, end_time, service_name, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (uid, day_text, number, str(doc["start_time"]), doc.get("end_time"), str(doc.get("service_name") or ""), _dumps(doc)),
+    )
+    if cur.rowcount == 0:  # this uid is already there (a spooled session imported twice)
+        return None
+    row = con.execute("SELECT rows, doc FROM daily WHERE day = ?", (day_text,)).fetchone()
+    daily = None
+    if row is not None:
+        try:
+            daily = _loads(row[1])
+        except ValueError:
+            daily = None
+    if isinstance(daily, dict) and isinstance(daily.get("counts"), dict):
+        con.execute("UPDATE daily SET rows = ?, doc = ? WHERE day = ?", (row[0] + 1, _dumps(aggregate([daily, doc])), day_text))
+    else:  # missing or damaged: rebuild the day from its rows
+        _rebuild_day(con, day_text, db_path, write=True)
+    return number
+
+
+def _row_records(rows: Iterable[tuple[Any, ...]], problems: list[Problem], db_path: Path) -> list[SessionRecord]:
+    """Session rows as records; a row that does not validate becomes a logged :class:`Problem`."""
+    out = []
+    for row_id, day_text, number, text in rows:
+        try:
+            doc = _loads(text)
+            why = _check_session(doc)
+            day = date.fromisoformat(day_text)
+        except (ValueError, TypeError) as exc:
+            why = f"corrupt JSON ({exc})"
+        if why:
+            problem = Problem(f"session {day_text}/{number:03d} (row {row_id} of {db_path})", why)
+            problems.append(problem)
+            _logger.warning("mcp-exec-telemetry history: %s", problem)
+            continue
+        out.append(SessionRecord(db_path, day, int(number), doc))
+    return out
+
+
+def _rebuild_day(con: sqlite3.Connection, day_text: str, db_path: Path, write: bool) -> dict[str, Any] | None:
+    """A day's aggregate recomputed from its session rows (stored when ``write``)."""
+    rows = con.execute("SELECT id, day, number, doc FROM sessions WHERE day = ? ORDER BY number", (day_text,)).fetchall()
+    records = _row_records(rows, [], db_path)
+    doc = aggregate(records) if records else None
+    if write:
+        if doc is None:
+            con.execute("DELETE FROM daily WHERE day = ?", (day_text,))
+        else:
+            con.execute("INSERT OR REPLACE INTO daily (day, rows, doc) VALUES (?, ?, ?)", (day_text, len(rows), _dumps(doc)))
+    return doc
 
 
 def _session_doc(summary: Mapping[str, Any], day: date, number: int) -> dict[str, Any]:
     doc: dict[str, Any] = {"kind": SESSION_KIND, "schema": SCHEMA, "date": day.isoformat(), "session": number}
-    for key, value in json.loads(json.dumps(summary)).items():  # a deep, JSON-clean copy
+    for key, value in summary.items():
         if key not in doc and key != "counts":
             doc[key] = value
-    doc["end_time"] = doc.get("timestamp")
+    doc["end_time"] = doc.get("end_time") or doc.get("timestamp")
     doc["counts"] = _counts(doc)
     return doc
 
@@ -251,146 +815,33 @@ def _counts(summary: Mapping[str, Any]) -> dict[str, Any]:
     return {"sessions": 1, "discovery_hits": hits, "memory_samples": samples, "memory_total_mb": round(avg_mem * samples, 3)}
 
 
-def _update_daily(day_dir: Path, day: date, new: dict[str, Any], before: list[int]) -> dict[str, Any]:
-    """Merge the new session into the day's summary, or rebuild it when it is stale or unreadable."""
-    path = day_dir / DAILY_FILE
-    daily = _read_kind(path, DAILY_KIND)
-    if daily is not None and daily.get("session_numbers") == before:
-        agg = aggregate([daily, new])
-        numbers = before + [new["session"]]
-    else:
-        sessions = _read_day_sessions(day_dir).sessions
-        agg = aggregate(sessions)
-        numbers = [r.number for r in sessions]
-    doc = {"kind": DAILY_KIND, "schema": SCHEMA, "date": day.isoformat(), "session_numbers": numbers, **agg}
-    _atomic_write(path, doc)
-    return doc
+# --- JSON files (the design's layout; imported once, written by the export) ------------------
 
 
-def _update_quarterly(base: Path, day: date, daily: dict[str, Any]) -> None:
-    path = base / QUARTERLY_FILE
-    current = _read_kind(path, QUARTERLY_KIND)
-    quarters: dict[str, Any] = dict(current["quarters"]) if current and isinstance(current.get("quarters"), dict) else {}
-    wanted = {quarter_of(day)}
-    if current is None:  # missing or unreadable: rebuild every quarter present on disk
-        wanted |= {quarter_of(d) for d in _days(base)}
-    for q in sorted(wanted):
-        quarters[q] = _quarter(base, q, day, daily)
-    _atomic_write(path, {"kind": QUARTERLY_KIND, "schema": SCHEMA, "quarters": dict(sorted(quarters.items()))})
-
-
-def _quarter(base: Path, q: str, day: date, daily: dict[str, Any]) -> dict[str, Any]:
-    """A quarter's aggregate from its days' summaries (rebuilt from sessions where unreadable)."""
-    parts: list[Mapping[str, Any]] = []
-    days: dict[str, int] = {}
-    for d in _days(base):
-        if quarter_of(d) != q:
-            continue
-        if d == day:
-            doc: Mapping[str, Any] | None = daily
-        else:
-            doc = _read_kind(base / d.isoformat() / DAILY_FILE, DAILY_KIND)
-            if doc is None:
-                sessions = _read_day_sessions(base / d.isoformat()).sessions
-                doc = aggregate(sessions) if sessions else None
-        if doc is not None and doc.get("counts", {}).get("sessions"):
-            parts.append(doc)
-            days[d.isoformat()] = int(doc["counts"]["sessions"])
-    return {"quarter": q, "days": days, **aggregate(parts)}
-
-
-# --- reading ---------------------------------------------------------------------------------
-
-
-def _read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def _read_kind(path: Path, kind: str) -> dict[str, Any] | None:
+def _json_days(root: Path) -> Iterator[tuple[date, Path]]:
     try:
-        doc = _read_json(path)
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("kind") == kind else None
-
-
-def _days(base: Path) -> list[date]:
-    out = []
-    if not base.is_dir():
-        return out
-    for p in base.iterdir():
-        if p.is_dir() and _DAY_RE.match(p.name):
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if _DAY_RE.match(entry.name) and entry.is_dir():
             try:
-                out.append(date.fromisoformat(p.name))
+                day = date.fromisoformat(entry.name)
             except ValueError:
                 continue
-    return sorted(out)
+            folder = Path(entry.path)
+            if any(_SESSION_RE.match(p.name) for p in folder.iterdir()):
+                yield day, folder
 
 
-def _check_session(doc: Any) -> str | None:
-    """Why ``doc`` is not a usable session file, or None when it is."""
-    if not isinstance(doc, dict):
-        return "not a JSON object"
-    if doc.get("kind") != SESSION_KIND:
-        return "not an mcp-exec-telemetry session file (no \"kind\": \"mcp_exec_session\")"
-    for section in ("discovery", "execution", "sdk", "filtering", "skills", "security"):
-        if not isinstance(doc.get(section), dict):
-            return f"missing section {section!r}"
-    try:
-        parse_time(str(doc.get("start_time")))
-        int(doc["session"])
-        _numbers(doc)
-    except (KeyError, TypeError, ValueError) as exc:
-        return f"bad field: {exc}"
-    return None
-
-
-def _numbers(doc: Mapping[str, Any]) -> None:
-    """Raise TypeError/ValueError when a count the aggregation reads is not a number."""
-    for section, keys in _SUM_FIELDS.items():
-        for key in keys:
-            v = doc[section].get(key, 0)
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(f"{section}.{key} is {v!r}, not a number")
-
-
-def load_session(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check one session file; raises :class:`HistoryError` with a one-line reason."""
-    p = Path(path)
-    try:
-        doc = _read_json(p)
-    except FileNotFoundError:
-        raise HistoryError(f"no such session file: {p}") from None
-    except IsADirectoryError:
-        raise HistoryError(f"{p} is a folder, not a session file") from None
-    except OSError as exc:
-        raise HistoryError(f"cannot read {p}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise HistoryError(f"{p} is not valid JSON: {exc}") from None
-    why = _check_session(doc)
-    if why:
-        raise HistoryError(f"{p}: {why}")
-    return doc
-
-
-def _read_day_sessions(day_dir: Path, problems: list[Problem] | None = None) -> Scan:
-    out = Scan(problems=problems if problems is not None else [])
-    try:
-        day = date.fromisoformat(day_dir.name)
-        entries = sorted(day_dir.iterdir())
-    except (ValueError, OSError):
-        return out
-    for p in entries:
-        name = p.name
-        m = _SESSION_RE.match(name)
+def _read_day_files(folder: Path, day: date) -> Scan:
+    out = Scan()
+    for p in sorted(folder.iterdir()):
+        m = _SESSION_RE.match(p.name)
         if m is None:
-            if name == DAILY_FILE or name.startswith("."):
-                continue
-            out.problems.append(Problem(p, "foreign file (not session_NNN.json)"))
             continue
         try:
-            doc = _read_json(p)
+            doc = _loads(p.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             out.problems.append(Problem(p, f"corrupt JSON ({exc})"))
             continue
@@ -403,42 +854,51 @@ def _read_day_sessions(day_dir: Path, problems: list[Problem] | None = None) -> 
     return out
 
 
+def load_session(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check one session JSON file (an export); raises :class:`HistoryError` with a one-line reason."""
+    p = Path(path)
+    try:
+        with open(p, encoding="utf-8") as fh:
+            text = fh.read()
+        doc = _loads(text)
+    except FileNotFoundError:
+        raise HistoryError(f"no such session file: {p}") from None
+    except IsADirectoryError:
+        raise HistoryError(f"{p} is a folder, not a session file") from None
+    except OSError as exc:
+        raise HistoryError(f"cannot read {p}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HistoryError(f"{p} is not valid JSON: {exc}") from None
+    why = _check_session(doc)
+    if why:
+        raise HistoryError(f"{p}: {why}")
+    return doc
+
+
+# --- module-level shortcuts ------------------------------------------------------------------
+
+
+def write_session(summary: Mapping[str, Any], root: str | os.PathLike[str] | None = None, *, timeout: float | None = None) -> SavedSession:
+    """Add one session's JSON summary to the history of ``root``; see :meth:`History.write`."""
+    return History(root).write(summary, timeout=timeout)
+
+
 def scan(root: str | os.PathLike[str] | None = None, start: date | None = None, end: date | None = None) -> Scan:
     """Every readable session from ``start`` to ``end`` (inclusive, UTC days), oldest first.
 
-    Unreadable, corrupt and foreign files are listed in ``problems`` and logged, never raised.
+    Rows that do not validate are listed in ``problems`` and logged, never raised.
     """
-    base = metrics_root(root)
-    result = Scan()
-    if not base.is_dir():
-        return result
-    for p in sorted(base.iterdir()):
-        if p.name.startswith(".") or p.name == QUARTERLY_FILE or (p.is_dir() and _DAY_RE.match(p.name)):
-            continue
-        result.problems.append(Problem(p, "foreign entry (not a YYYY-MM-DD folder)"))
-    for d in _days(base):
-        if (start is not None and d < start) or (end is not None and d > end):
-            continue
-        part = _read_day_sessions(base / d.isoformat(), result.problems)
-        result.sessions.extend(part.sessions)
-    for problem in result.problems:
-        _logger.warning("mcp-exec-telemetry history: %s", problem)
-    return result
+    return History(root).sessions(start, end)
 
 
 def report(root: str | os.PathLike[str] | None = None, start: date | None = None, end: date | None = None) -> dict[str, Any]:
-    """The aggregate of every session from ``start`` to ``end``, computed from the session files.
+    """The aggregate of every session from ``start`` to ``end``; raises :class:`HistoryError` when there is none."""
+    return History(root).report(start, end)
 
-    Raises :class:`HistoryError` when the range holds no readable session.
-    """
-    found = scan(root, start, end)
-    if not found.sessions:
-        where = metrics_root(root)
-        span = "" if start is None and end is None else f" from {start or 'the beginning'} to {end or 'today'}"
-        raise HistoryError(f"no sessions in {where}{span}")
-    first, last = found.sessions[0].day, found.sessions[-1].day
-    period = {"from": (start or first).isoformat(), "to": (end or last).isoformat()}
-    return {"kind": REPORT_KIND, "schema": SCHEMA, "period": period, **aggregate(r.doc for r in found.sessions)}
+
+def export_json_files(folder: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> int:
+    """Write the history of ``root`` in the design's JSON layout under ``folder``; see :meth:`History.export_json_files`."""
+    return History(root).export_json_files(folder)
 
 
 # --- aggregation -----------------------------------------------------------------------------
@@ -480,7 +940,7 @@ def aggregate(docs: Iterable[Mapping[str, Any] | SessionRecord]) -> dict[str, An
     Counts and sums add up; every rate and average is recomputed from them, weighted by its
     own denominator: ``hit_rate = hits / queries``, ``avg_duration_ms = total ms / executions``.
     """
-    sums: dict[str, dict[str, Any]] = {s: {} for s in _SUM_FIELDS}
+    sums: dict[str, dict[str, Any]] = {s: dict.fromkeys(keys, 0) for s, keys in _SUM_FIELDS.items()}
     maps: dict[str, dict[str, dict[str, int]]] = {s: {k: {} for k in keys} for s, keys in _MAP_FIELDS.items()}
     counts: dict[str, Any] = {"sessions": 0, "discovery_hits": 0, "memory_samples": 0, "memory_total_mb": 0.0}
     skills: dict[str, dict[str, Any]] = {}
@@ -493,18 +953,27 @@ def aggregate(docs: Iterable[Mapping[str, Any] | SessionRecord]) -> dict[str, An
         doc = item.doc if isinstance(item, SessionRecord) else item
         c = doc.get("counts") or _counts(doc)
         for key in counts:
-            _add(counts, key, c.get(key, 0))
+            counts[key] += c.get(key, 0)
         for section, keys in _SUM_FIELDS.items():
             sec = doc.get(section, {})
+            total = sums[section]
             for key in keys:
-                _add(sums[section], key, sec.get(key, 0))
+                v = sec.get(key)
+                if v:
+                    total[key] += v
         for section, keys in _MAP_FIELDS.items():
+            sec = doc.get(section, {})
             for key in keys:
-                for label, n in (doc.get(section, {}).get(key) or {}).items():
-                    _add(maps[section][key], str(label), n)
+                values = sec.get(key)
+                if values:
+                    target = maps[section][key]
+                    for label, n in values.items():
+                        _add(target, str(label), n)
         peak_mb = max(peak_mb, float(doc.get("execution", {}).get("memory_peak_mb", 0.0)))
         for st in doc.get("skills", {}).get("top_skills", []):
-            agg = skills.setdefault(st["name"], {"name": st["name"], "runs": 0, "successes": 0, "total_duration_ms": 0.0})
+            agg = skills.get(st["name"])
+            if agg is None:
+                agg = skills[st["name"]] = {"name": st["name"], "runs": 0, "successes": 0, "total_duration_ms": 0.0}
             agg["runs"] += int(st.get("runs", 0))
             agg["successes"] += int(st.get("successes", 0))
             agg["total_duration_ms"] += float(st.get("total_duration_ms", float(st.get("avg_duration_ms", 0.0)) * int(st.get("runs", 0))))

@@ -263,7 +263,7 @@ class Telemetry:
             try:
                 from prometheus_client import CollectorRegistry
             except ImportError as exc:  # pragma: no cover - depends on the install
-                raise RuntimeError("Prometheus export needs the 'prometheus' extra: pip install 'mcp-exec-telemetry[prometheus]'") from exc
+                raise RuntimeError("Prometheus export needs the 'prometheus' extra: pip install '.[prometheus]' from a checkout") from exc
             self._prom_registry = CollectorRegistry(auto_describe=True)
             self._prom_bridge = prometheus_bridge(self.metrics_data, self._prom_registry)
         return self._prom_registry
@@ -483,7 +483,7 @@ class Telemetry:
         return LoggingHandler(level=level, logger_provider=self.logger_provider)
 
     def save(self, root: Any = None) -> Any:
-        """Write this session's summary to the metrics history now; returns the file's path.
+        """Write this session's summary to the metrics history now; returns where it went (a ``history.SavedSession``).
 
         ``root`` defaults to the ``history`` option, then ``MCP_EXEC_METRICS_DIR``, then ``.mcp_exec/metrics``.
         """
@@ -687,7 +687,7 @@ def _otlp_exporters(cfg: TelemetryConfig) -> tuple[Any, Any]:
             HttpSpanExporter(endpoint=f"{base}/v1/traces", headers=headers, timeout=timeout_s),
         )
     except ImportError as exc:
-        raise RuntimeError("OTLP export needs the 'otlp' extra: pip install 'mcp-exec-telemetry[otlp]'") from exc
+        raise RuntimeError("OTLP export needs the 'otlp' extra: pip install '.[otlp]' from a checkout") from exc
 
 
 def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: ExportStats, scrubber: "TelemetryScrubber | None", gate: CollectorGate | None = None) -> Any:

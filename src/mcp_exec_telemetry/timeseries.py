@@ -303,14 +303,16 @@ def _error_text(err: Any) -> str:
 
 
 class HistoryCollector:
-    """A ``prometheus_client`` collector of the whole history, re-read on every scrape.
+    """A ``prometheus_client`` collector of the whole history, read at every scrape.
 
     Series follow the SDK's names: ``<ns>_discovery_queries_total``, ``<ns>_discovery_hit_rate``,
     ``<ns>_execution_duration_seconds`` (a histogram from the sessions' buckets),
     ``<ns>_execution_success_rate``, ``<ns>_context_tokens_saved_total``,
     ``<ns>_skill_reuse_ratio``, ``<ns>_pii_detections_total{pattern}`` ... plus
     ``<ns>_history_sessions_total``. Counters only grow, since the history only grows; a rate
-    is only exposed once its denominator is above zero. Register it in a private registry::
+    is only exposed once its denominator is above zero. A scrape reads the days' aggregates that
+    every write maintains (one row per day), never the sessions themselves, and reuses its last
+    answer while no day changed. Register it in a private registry::
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(HistoryCollector(".mcp_exec/metrics"))
@@ -319,27 +321,22 @@ class HistoryCollector:
     def __init__(self, root: Any = None, namespace: str = "mcp_exec") -> None:
         from . import history
 
-        self.root = history.metrics_root(root)
+        self.store = history.History(root)
+        self.root = self.store.root
         self.namespace = namespace
-        self._cache: dict[Any, dict[str, Any]] = {}
+        self._key: Any = None
+        self._agg: dict[str, Any] | None = None
 
-    def _sessions(self) -> list[Mapping[str, Any]]:
-        """Every session doc, parsing only files that changed since the last scrape."""
+    def _aggregate(self) -> dict[str, Any]:
+        """The whole history's aggregate, recomputed only when a day gained sessions."""
         from . import history
 
-        found = history.scan(self.root)
-        docs = []
-        fresh: dict[Any, dict[str, Any]] = {}
-        for rec in found.sessions:
-            try:
-                st = rec.path.stat()
-                key = (str(rec.path), st.st_mtime_ns, st.st_size)
-            except OSError:
-                continue
-            fresh[key] = self._cache.get(key, rec.doc)
-            docs.append(fresh[key])
-        self._cache = fresh
-        return docs
+        days = self.store.days()
+        key = tuple((d, doc.get("sessions"), doc.get("end_time")) for d, doc in days)
+        if self._agg is None or key != self._key:
+            self._agg = history.aggregate(doc for _d, doc in days)
+            self._key = key
+        return self._agg
 
     def describe(self) -> list[Any]:
         return []
@@ -347,11 +344,9 @@ class HistoryCollector:
     def collect(self) -> Iterable[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-        from . import history
         from .advisor import pii_protection_rate
 
-        docs = self._sessions()
-        agg = history.aggregate(docs)
+        agg = self._aggregate()
         ns = self.namespace
         d, e, g, f, k, s = (agg[x] for x in ("discovery", "execution", "sdk", "filtering", "skills", "security"))
 

@@ -2,7 +2,7 @@
 
 Each piece reports through one step of a :class:`~mcp_exec_telemetry.Telemetry` session:
 
-* :mod:`.mcp`: tracing for the official MCP Python SDK (``pip install 'mcp-exec-telemetry[mcp]'``):
+* :mod:`.mcp`: tracing for the official MCP Python SDK (the ``mcp`` extra: ``pip install '.[mcp]'`` from a checkout):
   ``instrument_mcp(tel)`` / ``uninstrument_mcp()``, ``ToolBridge``; :mod:`.mcp_instrumentor`:
   ``McpInstrumentor``, the same as an OpenTelemetry ``BaseInstrumentor``.
 * :mod:`.executor`: ``CodeExecutor`` runs python3 and javascript in a measured, limited subprocess.
