@@ -422,3 +422,23 @@ def test_a_serve_scrape_reads_day_rows_not_sessions(tmp_path: Path, monkeypatch:
     write_session(make_summary("2024-11-03T12:00:00Z", "2024-11-03T12:30:00Z"), tmp_path)
     assert "mcp_exec_history_sessions_total 21.0" in generate_latest(registry).decode()
     assert parsed == []  # not one session document was read by a scrape
+
+
+def test_cancelled_steps_stay_out_of_the_history_success_rate_as_in_the_session_summary(tmp_path: Path) -> None:
+    """A cancelled execution is counted and shown as interrupted, never as a failure, in every aggregate."""
+    import asyncio
+
+    root = tmp_path / "metrics"
+    with observe(service_name="agent", history=root) as tel:
+        with tel.execution.run("python3") as ex:
+            ex.set_result(exit_code=0)
+        with pytest.raises(asyncio.CancelledError):
+            with tel.execution.run("python3"):
+                raise asyncio.CancelledError()
+        own = tel.summary()["execution"]
+    assert (own["total_executions"], own["failed_executions"], own["success_rate"], own["interrupted"]) == (2, 0, 1.0, {"cancelled": 1})
+    for doc in (report(root), History(root).days()[0][1]):
+        e = doc["execution"]
+        assert (e["total_executions"], e["successful_executions"], e["failed_executions"]) == (2, 1, 0)
+        assert e["success_rate"] == 1.0
+        assert e["interrupted"] == {"cancelled": 1}

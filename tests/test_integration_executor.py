@@ -128,3 +128,27 @@ def test_child_environment_is_minimal() -> None:
         del os.environ["MCP_EXEC_SECRET_FOR_TEST"]
     assert result.stdout == "None\n"
     assert sys.executable
+
+
+REPORTS = 40
+
+
+@pytest.mark.parametrize("language", ["python3", pytest.param("javascript", marks=needs_node)])
+def test_filtering_reports_sent_just_before_the_code_exits_are_all_counted(language: str) -> None:
+    """Reports are fire-and-forget: the code may end (closing its socket) before the agent reads them."""
+    from mcp_exec_telemetry.integrations.sdkgen import javascript_module, python_module
+
+    if language == "python3":
+        code = python_module([]) + f"\nfor i in range({REPORTS}):\n    filter_data('map', list(range(10)), lambda d: d[:1])\n"
+    else:
+        code = javascript_module([]) + (
+            f"\n(async () => {{ for (let i = 0; i < {REPORTS}; i++) await filterData('map', [1, 2, 3], (d) => d.slice(0, 1)); }})();\n"
+        )
+    with capture() as cap:
+        executor = CodeExecutor(cap.telemetry)
+        for _ in range(3):
+            result = executor.execute(code, language)
+            assert result.exit_code == 0, result.stderr
+        summary = cap.telemetry.summary()["filtering"]
+    assert summary["operations"] == {"map": 3 * REPORTS}
+    assert summary["total_operations"] == 3 * REPORTS

@@ -912,9 +912,11 @@ _SUM_FIELDS: dict[str, tuple[str, ...]] = {
     "security": ("pii_detected", "tokens_created", "tokenized_detections", "audit_events"),
 }
 _MAP_FIELDS: dict[str, tuple[str, ...]] = {
-    "discovery": ("detail_levels",),
-    "execution": ("languages", "duration_buckets_ms"),
-    "filtering": ("operations",),
+    "discovery": ("detail_levels", "interrupted"),
+    "execution": ("languages", "duration_buckets_ms", "interrupted"),
+    "sdk": ("interrupted",),
+    "filtering": ("operations", "interrupted"),
+    "skills": ("interrupted",),
     "security": ("patterns",),
 }
 
@@ -990,6 +992,10 @@ def aggregate(docs: Iterable[Mapping[str, Any] | SessionRecord]) -> dict[str, An
             ends.append(str(end))
 
     d, e, g, f, k, s = (sums[x] for x in ("discovery", "execution", "sdk", "filtering", "skills", "security"))
+    # Cancelled and abandoned steps stay in each total but are neither failures nor in success rates,
+    # as in a session's own summary.
+    stopped = {section: dict(sorted(maps[section]["interrupted"].items())) for section in ("discovery", "execution", "sdk", "filtering", "skills")}
+    finished_executions = e["total_executions"] - sum(stopped["execution"].values())
     r3 = lambda x: round(x, 3)  # noqa: E731
     r6 = lambda x: round(x, 6)  # noqa: E731
     buckets = dict(sorted(maps["execution"]["duration_buckets_ms"].items(), key=lambda kv: _bucket_key(kv[0])))
@@ -1016,12 +1022,13 @@ def aggregate(docs: Iterable[Mapping[str, Any] | SessionRecord]) -> dict[str, An
             "total_time_ms": r3(d["total_time_ms"]),
             "cache_hits": d["cache_hits"],
             "detail_levels": dict(sorted(maps["discovery"]["detail_levels"].items())),
+            "interrupted": stopped["discovery"],
         },
         "execution": {
             "total_executions": e["total_executions"],
             "successful_executions": e["successful_executions"],
             "failed_executions": e["failed_executions"],
-            "success_rate": r6(_ratio(e["successful_executions"], e["total_executions"])),
+            "success_rate": r6(_ratio(e["successful_executions"], finished_executions)),
             "avg_duration_ms": r3(_ratio(e["total_duration_ms"], e["total_executions"])),
             "total_duration_ms": r3(e["total_duration_ms"]),
             "languages": dict(sorted(maps["execution"]["languages"].items())),
@@ -1029,6 +1036,7 @@ def aggregate(docs: Iterable[Mapping[str, Any] | SessionRecord]) -> dict[str, An
             "memory_peak_mb": r3(peak_mb),
             "memory_avg_mb": r3(_ratio(counts["memory_total_mb"], counts["memory_samples"])),
             "duration_buckets_ms": buckets,
+            "interrupted": stopped["execution"],
         },
         "sdk": {
             "total_generations": g["total_generations"],
@@ -1039,6 +1047,7 @@ def aggregate(docs: Iterable[Mapping[str, Any] | SessionRecord]) -> dict[str, An
             "ipc_handler_size_bytes": g["ipc_handler_size_bytes"],
             "cache_hits": g["cache_hits"],
             "cache_utilization": r6(_ratio(g["cache_hits"], g["total_generations"])),
+            "interrupted": stopped["sdk"],
         },
         "filtering": {
             "total_operations": f["total_operations"],
@@ -1048,6 +1057,7 @@ def aggregate(docs: Iterable[Mapping[str, Any] | SessionRecord]) -> dict[str, An
             "total_input_bytes": f["total_input_bytes"],
             "total_output_bytes": f["total_output_bytes"],
             "operations": dict(sorted(maps["filtering"]["operations"].items())),
+            "interrupted": stopped["filtering"],
         },
         "skills": {
             "total_skills": k["total_skills"],
@@ -1057,6 +1067,7 @@ def aggregate(docs: Iterable[Mapping[str, Any] | SessionRecord]) -> dict[str, An
             "successful_executions": k["successful_executions"],
             "reuse_ratio": r6(_ratio(k["executions"], k["active_skills"])),
             "top_skills": top,
+            "interrupted": stopped["skills"],
         },
         "security": {
             "pii_detected": s["pii_detected"],

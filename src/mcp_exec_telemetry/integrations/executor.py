@@ -41,6 +41,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import select
 import selectors
 import shutil
 import socket
@@ -66,6 +67,7 @@ _SUFFIX = {"python3": ".py", "javascript": ".js"}
 _READ_CHUNK = 65536
 _KILL_GRACE_S = 0.9  # after the timeout's kill, how long execute() waits for the exit report
 _DRAIN_GRACE_S = 0.25  # after the exit, how long output held open by leftovers is still read
+_SETTLE_S = 0.5  # after the exit, how long messages the code sent before it ended may still be handled
 _MAX_LINE = 16 << 20  # one IPC message
 
 EXIT_REASONS = ("exit", "signal", "timeout", "memory", "cpu_time", "file_size", "process_count", "sandbox_error")
@@ -146,13 +148,14 @@ class _Capped:
 class _Conn:
     """One connection to the IPC door: bytes read so far, complete lines waiting, one worker at a time."""
 
-    __slots__ = ("sock", "buf", "pending", "busy", "lock")
+    __slots__ = ("sock", "buf", "pending", "busy", "closing", "lock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = bytearray()
         self.pending: collections.deque[bytes] = collections.deque()
         self.busy = False
+        self.closing = False  # the peer is gone: the worker closes the socket once its lines are handled
         self.lock = threading.Lock()
 
 
@@ -165,6 +168,7 @@ class _Door:
         self.telemetry: Any = None
         self.calls = 0
         self.refused = 0
+        self.in_flight = 0  # connections whose lines are being handled on the pool
         self.conns: dict[int, _Conn] = {}
         self.lock = threading.Lock()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -204,7 +208,8 @@ class _Door:
         except OSError:
             chunk = b""
         if not chunk or len(conn.buf) + len(chunk) > _MAX_LINE:
-            self.drop(conn, sel)
+            # A peer that ends its side after a report is the normal case: its lines are still handled.
+            self.drop(conn, sel, discard=bool(chunk))
             return
         conn.buf += chunk
         if b"\n" not in chunk:
@@ -217,28 +222,39 @@ class _Door:
             if start:
                 conn.busy = True
         if start:
+            with self.lock:
+                self.in_flight += 1
             self.executor._ipc_pool().submit(self._drain, conn)  # type: ignore[union-attr]
 
-    def drop(self, conn: _Conn, sel: selectors.BaseSelector) -> None:
+    def drop(self, conn: _Conn, sel: selectors.BaseSelector, discard: bool = False) -> None:
+        """Stop reading ``conn``; its waiting lines are still handled unless ``discard`` (an oversized line)."""
         try:
             sel.unregister(conn.sock)
         except (KeyError, ValueError):
             pass
         self.conns.pop(conn.sock.fileno(), None)
         with conn.lock:
+            if discard:
+                conn.pending.clear()
+            conn.closing = True
             close_now = not conn.busy
-            conn.pending.clear()
         if close_now:
             conn.sock.close()
-        else:
-            conn.busy = False  # the worker closes it after its reply
 
     def _drain(self, conn: _Conn) -> None:
+        try:
+            self._drain_lines(conn)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _drain_lines(self, conn: _Conn) -> None:
         while True:
             with conn.lock:
                 if not conn.pending:
                     conn.busy = False
-                    return
+                    close_now = conn.closing
+                    break
                 line = conn.pending.popleft()
             reply = self._handle_line(line)
             if reply is not None:
@@ -246,6 +262,27 @@ class _Door:
                     conn.sock.sendall(json.dumps(reply, default=str).encode("utf-8", "surrogatepass") + b"\n")
                 except (OSError, ValueError):
                     pass
+        if close_now:
+            conn.sock.close()
+
+    def settle(self, sel: selectors.BaseSelector, bound_s: float = _SETTLE_S) -> None:
+        """After the code ended: take in what it wrote before it ended, and let those messages be handled.
+
+        Filtering reports are written just before the code exits, so they may still sit in the
+        listener's backlog or a connection's buffer when the exit report arrives; reading them here
+        keeps them from being lost. Waiting on the pool is bounded: a tool call the code no longer
+        awaits does not hold ``execute()``.
+        """
+        self.accept(sel)
+        for conn in list(self.conns.values()):
+            while conn.sock.fileno() in self.conns:
+                ready, _, _ = select.select([conn.sock], [], [], 0)
+                if not ready:
+                    break
+                self.read(conn, sel)
+        end = time.perf_counter() + bound_s
+        while self.in_flight and time.perf_counter() < end:
+            time.sleep(0.001)
 
     def _handle_line(self, line: bytes) -> dict[str, Any] | None:
         try:
@@ -658,6 +695,7 @@ class CodeExecutor:
                         else:
                             open_pipes -= 1
                             sel.unregister(key.fd)
+            door.settle(sel)
         finally:
             sel.close()
         report = _parse_report(bytes(report_raw))
