@@ -11,8 +11,17 @@ the same process and over the same text, times
 Both must return exactly the same detections (checked, exit status 1 otherwise).  Prints MB/s for
 each and the speed-up as the median of ``--runs`` runs, as a markdown table.
 
+Two more measurements, side by side in this process, interleaved (``benchmarks/_harness.py``):
+
+* **clean strings against the previous detector** -- ``contains_pii`` on unique clean attribute
+  values (log lines, ids, versions, JSON fields) with the current detector and with the one at
+  ``--baseline`` (a git revision, loaded from ``git show``; skipped when git or the revision is
+  not available).  Goal: no slower than before (ratio at most 1.0 within noise).
+* **a step that exports its span** -- a discovery step with a unique keyword, exported through
+  a synchronous exporter, with scrubbing on and off.  Goal: scrubbing adds at most 15%.
+
     python benchmarks/bench_pii.py            # 10 MB, 5 runs
-    python benchmarks/bench_pii.py --quick    # 0.2 MB, 1 run (used by the tests)
+    python benchmarks/bench_pii.py --quick    # 0.2 MB, 1 run, no baseline or step (used by the tests)
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from mcp_exec_telemetry.pii import PiiDetector  # noqa: E402
-from mcp_exec_telemetry.pii.detectors import _FLAGS, _LOOKBEHIND, RULES, resolve_overlaps  # noqa: E402
+from mcp_exec_telemetry.pii.detectors import _FLAGS, RULES, _checked_end, resolve_overlaps  # noqa: E402
 
 Candidate = tuple[int, int, int, str, bool]
 
@@ -58,8 +67,9 @@ class SequentialScanner:
             by_type.setdefault(rule.type, []).append(i)
         self.passes: list[tuple[re.Pattern[str], list[int]]] = []
         for indices in by_type.values():
-            alts = "|".join(f"(?P<r{i}>{RULES[i].body})".replace("(?P<v>", "(?:") for i in indices)
-            self.passes.append((re.compile(f"{_LOOKBEHIND}(?:{alts})", _FLAGS), indices))
+            # each rule behind its own start-of-word guard (or none: rules found by a literal needle)
+            alts = "|".join(f"(?P<r{i}>{RULES[i].regex})".replace("(?P<v>", "(?:") for i in indices)
+            self.passes.append((re.compile(f"(?:{alts})", _FLAGS), indices))
         self.rules = [re.compile(r.regex, _FLAGS) for r in RULES]
 
     def candidates(self, text: str) -> list[Candidate]:
@@ -77,9 +87,9 @@ class SequentialScanner:
                         continue
                     rule = RULES[i]
                     s, e = rm.span("v") if "(?P<v>" in rule.body else rm.span()
-                    value = text[s:e]
-                    if rule.validate is None or rule.validate(value):
-                        out.append((s, e, i, rule.type, True))
+                    end = _checked_end(rule.validate, text, s, e)
+                    if end is not None:
+                        out.append((s, end, i, rule.type, True))
                 pos = p + 1
         return out
 
@@ -129,6 +139,104 @@ def run(size_mb: float = 10.0, runs: int = 5, seed: int = 20240501) -> dict[str,
     }
 
 
+BASELINE = "cfe74ed"
+"""The revision before the detection-breadth work (issue 10): what "no slower than today" means."""
+
+
+def _baseline_detector(rev: str) -> Any | None:
+    """``PiiDetector`` as it was at ``rev`` (stdlib-only module, loaded from ``git show``), or None."""
+    import subprocess
+    import types
+
+    try:
+        src = subprocess.run(["git", "show", f"{rev}:src/mcp_exec_telemetry/pii/detectors.py"], cwd=ROOT,
+                             capture_output=True, text=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    module = types.ModuleType("baseline_detectors")
+    sys.modules[module.__name__] = module  # dataclasses resolve their module by name
+    exec(compile(src, f"{rev}:detectors.py", "exec"), module.__dict__)
+    return module.PiiDetector()
+
+
+def clean_strings(n: int, seed: int = 7) -> list[str]:
+    """Unique clean attribute values: log lines, ids, versions, JSON fields (no cache can help)."""
+    import random
+
+    corpus = _load_corpus()
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        line = corpus.filler_line(rng)
+        out.append(line[: rng.choice([24, 60, 120, 400])] + f" #{i}")
+    return out
+
+
+def bench_baseline(rev: str, rounds: int = 15, n: int = 2000) -> dict[str, Any] | None:
+    """Per-string ``contains_pii`` time on clean strings: current detector against ``rev``'s."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _harness import Variant, interleave
+
+    old = _baseline_detector(rev)
+    if old is None:
+        return None
+    new = PiiDetector()
+    strings = clean_strings(n)
+    assert not any(new.contains_pii(t) for t in strings), "the clean strings must be clean"
+
+    def walker(det: Any) -> Any:
+        it = iter(())
+
+        def op() -> None:
+            nonlocal it
+            try:
+                det.contains_pii(next(it))
+            except StopIteration:
+                it = iter(strings)
+                det.contains_pii(next(it))
+        return op
+
+    res = interleave({"baseline": Variant(walker(old)), "current": Variant(walker(new))}, n, rounds)
+    return {"rev": rev, "baseline_us": res.median("baseline"), "current_us": res.median("current"),
+            "ratio": res.ratio("current", "baseline"), "strings": n, "rounds": rounds}
+
+
+def bench_step(rounds: int = 15, n: int = 2000) -> dict[str, Any]:
+    """A discovery step whose span is exported synchronously, scrubbing off and on (unique keywords)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _harness import Variant, interleave
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from mcp_exec_telemetry import observe
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    sessions = {}
+    for name, scrub in (("plain", False), ("scrubbed", True)):
+        tel = observe(history=False, service_name="bench", scrub=scrub)
+        tel.add_span_exporter(Discard(), batch=False)  # the scrubbing of every span is timed
+        sessions[name] = tel
+    lines = clean_strings(4096, seed=11)
+
+    def step(tel: Any) -> Any:
+        i = 0
+
+        def op() -> None:
+            nonlocal i
+            i += 1
+            with tel.discovery.search(lines[i % len(lines)][:80], "full") as q:
+                q.set_results(3)
+        return op
+
+    res = interleave({name: Variant(step(tel), after=tel._session.flush) for name, tel in sessions.items()}, n, rounds)
+    for tel in sessions.values():
+        tel.shutdown()
+    return {"plain_us": res.median("plain"), "scrubbed_us": res.median("scrubbed"),
+            "overhead": res.ratio("scrubbed", "plain") - 1.0, "rounds": rounds}
+
+
 def table(result: dict[str, Any]) -> str:
     """The result as a small markdown table."""
     return "\n".join([
@@ -141,7 +249,24 @@ def table(result: dict[str, Any]) -> str:
         f"| single pass (combined regex) | {result['ours_mb_s']:.1f} |",
         f"| sequential ({result['passes_sequential']} regexes, one per type) | {result['sequential_mb_s']:.1f} |",
         f"| speed-up (median of per-run ratios) | {result['ratio']:.2f}x |",
-    ])
+    ] + _extra_lines(result))
+
+
+def _extra_lines(result: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    base = result.get("baseline")
+    if base:
+        lines += ["", f"Clean strings ({base['strings']} unique, 24-400 characters), `contains_pii`, median of {base['rounds']} interleaved rounds:",
+                  "", "| detector | us per string |", "| --- | ---: |",
+                  f"| previous (`{base['rev']}`, 7 rules) | {base['baseline_us']:.2f} |",
+                  f"| current ({len(RULES)} rules) | {base['current_us']:.2f} |",
+                  f"| current / previous (median of per-round ratios) | {base['ratio']:.2f}x (goal: at most 1.0) |"]
+    step = result.get("step")
+    if step:
+        lines += ["", f"A discovery step with a unique keyword, span exported synchronously, median of {step['rounds']} rounds: "
+                  f"{step['plain_us']:.1f} us without scrubbing, {step['scrubbed_us']:.1f} us with it: "
+                  f"+{step['overhead'] * 100:.1f}% (goal: at most +15%)."]
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="timed runs; the median is reported")
     parser.add_argument("--seed", type=int, default=20240501)
     parser.add_argument("--quick", action="store_true", help="0.2 MB, 1 run: a smoke test")
+    parser.add_argument("--baseline", default=BASELINE, help="git revision of the previous detector (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds for the baseline and step timings")
     args = parser.parse_args(argv)
     size, runs = (0.2, 1) if args.quick else (args.size_mb, args.runs)
     try:
@@ -157,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AssertionError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
+    if not args.quick:
+        result["baseline"] = bench_baseline(args.baseline, args.rounds)
+        result["step"] = bench_step(args.rounds)
     print(table(result))
     return 0 if result["matches_corpus"] else 1
 

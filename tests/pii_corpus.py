@@ -8,7 +8,9 @@ cards, SSNs in valid areas, RFC 5737 / 3849 style addresses, keys of the right s
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 import random
 import string
 from dataclasses import dataclass
@@ -163,8 +165,9 @@ def credit_card(rng: random.Random) -> str:
 def ip_address(rng: random.Random) -> str:
     """An IPv4 address (any octets 0-255) or an IPv6 address, full or compressed."""
     kind = rng.random()
-    if kind < 0.7:
-        return ".".join(str(rng.randint(0, 255)) for _ in range(4))
+    if kind < 0.7:  # loopback (127/8) and documentation ranges are nobody's address: not PII
+        first = rng.choice([n for n in range(1, 256) if n not in (127, 192, 198, 203)] + [192] * 3)
+        return ".".join([str(first)] + [str(rng.randint(0, 255)) for _ in range(3)])
     groups = [f"{rng.randint(0, 0xFFFF):x}" for _ in range(8)]
     if kind < 0.85:
         return ":".join(groups)
@@ -224,6 +227,79 @@ def bearer_token(rng: random.Random) -> str:
     return _with_digit(rng, ALNUM + "-._~", rng.randint(20, 48)).strip(".") + "x1"
 
 
+def private_key(rng: random.Random) -> str:
+    """A PEM private key block (RSA, EC, OpenSSH or PKCS#8) with a random base64 body."""
+    label = rng.choice(["RSA PRIVATE KEY", "EC PRIVATE KEY", "OPENSSH PRIVATE KEY", "PRIVATE KEY", "ENCRYPTED PRIVATE KEY"])
+    body = base64.b64encode(bytes(rng.randrange(256) for _ in range(rng.choice([48, 96, 180])))).decode()
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----"])
+
+
+_IBAN_FORMATS = {"DE": "8n10n", "GB": "4a14n", "FR": "10n11c2n", "NL": "4a10n", "ES": "20n", "IT": "1a10n12c",
+                 "BE": "12n", "CH": "5n12c", "AT": "16n", "PL": "24n", "SE": "20n", "IE": "4a14n"}
+
+
+def iban(rng: random.Random) -> str:
+    """An IBAN with correct mod-97 check digits, plain or in groups of four."""
+    country = rng.choice(sorted(_IBAN_FORMATS))
+    bban = ""
+    for count, kind in re.findall(r"(\d+)([nac])", _IBAN_FORMATS[country]):
+        chars = {"n": string.digits, "a": string.ascii_uppercase, "c": UPPER_ALNUM}[kind]
+        bban += _rand(rng, chars, int(count))
+    check = 98 - int("".join(str(int(ch, 36)) for ch in bban + country + "00")) % 97
+    value = f"{country}{check:02d}{bban}"
+    return " ".join(value[i:i + 4] for i in range(0, len(value), 4)) if rng.random() < 0.4 else value
+
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _b58check(payload: bytes) -> str:
+    raw = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+    n, out = int.from_bytes(raw, "big"), ""
+    while n:
+        n, r = divmod(n, 58)
+        out = _B58[r] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
+
+
+def _bech32(hrp: str, witver: int, program: bytes) -> str:
+    acc, bits, data = 0, 0, [witver]
+    for b in program:
+        acc, bits = (acc << 8) | b, bits + 8
+        while bits >= 5:
+            bits -= 5
+            data.append((acc >> bits) & 31)
+    if bits:
+        data.append((acc << (5 - bits)) & 31)
+    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+
+    def polymod(values: list[int]) -> int:
+        chk = 1
+        for v in values:
+            top = chk >> 25
+            chk = (chk & 0x1FFFFFF) << 5 ^ v
+            for i in range(5):
+                chk ^= gen[i] if (top >> i) & 1 else 0
+        return chk
+
+    const = 1 if witver == 0 else 0x2BC830A3
+    mod = polymod([ord(x) >> 5 for x in hrp] + [0] + [ord(x) & 31 for x in hrp] + data + [0] * 6) ^ const
+    return hrp + "1" + "".join(_BECH32[d] for d in data + [(mod >> 5 * (5 - i)) & 31 for i in range(6)])
+
+
+def crypto_wallet(rng: random.Random) -> str:
+    """A Bitcoin address (P2PKH, P2SH: base58check; SegWit: bech32/bech32m) or an Ethereum address."""
+    kind = rng.randrange(4)
+    if kind < 2:
+        return _b58check(bytes([0 if kind == 0 else 5]) + bytes(rng.randrange(256) for _ in range(20)))
+    if kind == 2:
+        witver = rng.choice([0, 1])
+        return _bech32("bc", witver, bytes(rng.randrange(256) for _ in range(20 if witver == 0 else 32)))
+    return "0x" + _rand(rng, "0123456789abcdefABCDEF", 40)
+
+
 # -- all generators --------------------------------------------------------------------------
 
 GENERATORS: dict[str, Callable[[random.Random], Sample]] = {
@@ -235,6 +311,9 @@ GENERATORS: dict[str, Callable[[random.Random], Sample]] = {
     "api_key": lambda r: Sample("api_key", provider_key(r)) if r.random() < 0.6 else secret_assignment(r),
     "auth_token": lambda r: (Sample("auth_token", jwt(r)) if r.random() < 0.5
                              else Sample("auth_token", bearer_token(r), "Authorization: Bearer {v}")),
+    "private_key": lambda r: Sample("private_key", private_key(r)),
+    "iban": lambda r: Sample("iban", iban(r)),
+    "crypto_wallet": lambda r: Sample("crypto_wallet", crypto_wallet(r)),
 }
 """One generator per PII type; each returns a :class:`Sample` (value, and the text around it)."""
 

@@ -21,9 +21,10 @@ def found(detector: PiiDetector, text: str) -> list[tuple[str, str]]:
     return [(d.type, d.value) for d in detector.detect(text)]
 
 
-def test_pii_type_is_a_str_enum_of_the_seven_types() -> None:
+def test_pii_type_is_a_str_enum_of_the_built_in_types() -> None:
     assert [t.value for t in PiiType] == [
-        "email", "phone_number", "ssn", "credit_card", "ip_address", "api_key", "auth_token"]
+        "email", "phone_number", "ssn", "credit_card", "ip_address", "api_key", "auth_token",
+        "private_key", "iban", "crypto_wallet"]
     assert PiiType.EMAIL == "email" and str(PiiType.SSN) == "ssn"
 
 
@@ -127,7 +128,7 @@ def test_cards_of_every_network_pass_luhn_and_are_found(detector: PiiDetector) -
 
 def test_mixed_text_yields_exactly_the_corpus_detections(detector: PiiDetector) -> None:
     text, expected = corpus.mixed_text(11, 300_000)
-    assert len(expected) > 80
+    assert len(expected) > 40  # PEM blocks take a larger share of the PII bytes
     got = [(d.type, d.start, d.end, d.value) for d in detector.detect(text)]
     assert got == expected
 

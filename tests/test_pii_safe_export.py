@@ -24,7 +24,7 @@ SAMPLES = samples(20261127, 75)
 
 def test_the_corpus_is_large_and_covers_every_type():
     assert len(SAMPLES) >= 500
-    assert {s.type for s in SAMPLES} == {"email", "phone_number", "ssn", "credit_card", "ip_address", "api_key", "auth_token"}
+    assert {s.type for s in SAMPLES} == {"email", "phone_number", "ssn", "credit_card", "ip_address", "api_key", "auth_token", "private_key", "iban", "crypto_wallet"}
 
 
 def _push_everything(tel: Telemetry, text: str, value: str) -> None:

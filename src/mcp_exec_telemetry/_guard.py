@@ -26,6 +26,18 @@ _MAX_TEXT = 4096
 
 OTHER = "other"
 
+_DETECTOR: Any = None
+
+
+def _sensitive(value: str) -> bool:
+    """Whether ``value`` holds PII or a secret by the built-in rules (checked before case folding)."""
+    global _DETECTOR
+    if _DETECTOR is None:
+        from .pii import PiiDetector
+
+        _DETECTOR = PiiDetector()
+    return _DETECTOR.contains_pii(value)
+
 
 class Dropped(Exception):
     """Raised inside the SDK to abandon one record; never leaves the SDK."""
@@ -141,7 +153,13 @@ class Guard:
             return value
         low = value.strip().lower()
         if _LABEL_RE.fullmatch(low):
-            return low
+            # Folding would hide a value from the case-sensitive detector ("AKIA..." -> "akia...").
+            if not _sensitive(value):
+                return low
+            if self.strict:
+                raise ValueError(f"{field}: holds a sensitive value; not recorded")
+            self.reject(field, "holds a sensitive value; recorded as 'other'")
+            return OTHER
         if self.strict:
             raise ValueError(f"{field}: must be a short label ([a-z0-9_.-], at most 64 characters)")
         self.reject(field, "not a label; recorded as 'other'")

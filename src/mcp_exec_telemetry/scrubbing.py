@@ -5,9 +5,11 @@ traces, status descriptions, links) on their way to a span exporter; log records
 exporter; metric attributes in every collection, so the summary, Prometheus, OTLP and the
 history files all see the scrubbed values. Resource attributes are scrubbed once, when the
 session is built, before any provider holds them. It matches PII *values*
-(see :mod:`mcp_exec_telemetry.pii`), not field names, and replaces each with
-``[REDACTED:<type>]``. Values without PII come back as the very same objects, and short strings
-are remembered, so the common case costs a dictionary lookup.
+(see :mod:`mcp_exec_telemetry.pii`) wherever they sit -- strings, bytes, sequences and mappings
+nested to any depth, keys included -- and replaces each with ``[REDACTED:<type>]``; a string under
+a key that names a secret (``password``, ``api_key``, ``authorization`` ...) is replaced whole.
+Values without PII come back as the very same objects, and short strings are remembered, so the
+common case costs a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, Status
 
-from .pii.scrub import Scrubber
+from .pii.scrub import Scrubber, redaction_marker
 
 __all__ = ["TelemetryScrubber"]
 
 _CACHE_LIMIT = 8192
 _CACHE_MAX_LEN = 256
+_SCALARS = frozenset({int, float, bool, type(None)})
+"""Attribute value types that cannot hold text: anything else (str, bytes, sequences, mappings,
+other types) is looked at."""
 
 
 class TelemetryScrubber:
@@ -44,6 +49,10 @@ class TelemetryScrubber:
         self._scrubber = Scrubber(allow=allow, extra_patterns=extra_patterns)
         self._clean: set[str] = set()
         """Short strings already found clean: the common case is one set lookup."""
+        self._clean_keys: set[str] = set()
+        """Attribute keys already found clean that name no secret."""
+        self._keys: dict[str, bool] = {}
+        """Whether a key names a secret, by key."""
         self._resource_in: Resource | None = None
         self._resource_out: Resource | None = None
 
@@ -64,30 +73,91 @@ class TelemetryScrubber:
         return out
 
     def value(self, value: Any) -> Any:
-        """A scrubbed attribute value: strings and sequences of strings; anything else as is."""
+        """A scrubbed value of any shape OpenTelemetry carries: str, bytes, and sequences and mappings
+        of them, however deeply nested; anything else as is.  The same object when nothing changed.
+        """
+        cls = value.__class__
+        if cls is str:
+            return self.text(value)
+        if cls is bytes or isinstance(value, (bytes, bytearray)):
+            return self._bytes(value)
         if isinstance(value, str):
             return self.text(value)
-        if isinstance(value, (tuple, list)) and value and any(isinstance(v, str) for v in value):
-            out = tuple(self.text(v) if isinstance(v, str) else v for v in value)
-            return value if all(a is b for a, b in zip(out, value)) else out
+        if isinstance(value, (tuple, list)):
+            out = [self.value(v) for v in value]
+            if all(a is b for a, b in zip(out, value)):
+                return value
+            return out if isinstance(value, list) else tuple(out)
+        if isinstance(value, Mapping):
+            return self._mapping(value)
         return value
 
+    def _bytes(self, value: bytes | bytearray) -> Any:
+        # Not every byte string is UTF-8: surrogateescape keeps the other bytes exactly.
+        text = bytes(value).decode("utf-8", "surrogateescape")
+        out = self.text(text)
+        return value if out is text else out.encode("utf-8", "surrogateescape")
+
+    def _mapping(self, value: Mapping[Any, Any]) -> Mapping[Any, Any]:
+        changed = False
+        out = {}
+        for key, val in value.items():
+            new_key = self.text(key) if isinstance(key, str) else key
+            new_val = self._under_key(key, val)
+            changed |= new_key is not key or new_val is not val
+            out[new_key] = new_val
+        return out if changed else value
+
+    def _under_key(self, key: Any, val: Any) -> Any:
+        """``val`` scrubbed; whole when ``key`` names a secret (``password``, ``api_key`` ...)."""
+        if isinstance(key, str) and self._secret_key(key):
+            if isinstance(val, (bytes, bytearray)):
+                text = bytes(val).decode("utf-8", "surrogateescape")
+                whole = self._scrubber.detector.secret_under_key(key, text)
+                if whole is not None:
+                    self._scrubber.count(whole.type)
+                    return redaction_marker(whole.type).encode()
+            elif isinstance(val, str):
+                whole = self._scrubber.detector.secret_under_key(key, val)
+                if whole is not None:
+                    self._scrubber.count(whole.type)
+                    return redaction_marker(whole.type)
+        return self.value(val)
+
+    def _secret_key(self, key: str) -> bool:
+        known = self._keys.get(key)
+        if known is None:
+            known = self._scrubber.detector.names_a_secret(key)
+            if len(self._keys) < _CACHE_LIMIT:
+                self._keys[key] = known
+        return known
+
     def attributes(self, attrs: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-        """Scrubbed attributes (keys and values); the same mapping when nothing changed."""
+        """Scrubbed attributes (keys and values, nested values too); the same mapping when nothing changed.
+
+        A string under a key that names a secret (``db.password``, ``x-api-key`` ...) is redacted
+        whole whatever its shape; every other value by what it holds.
+        """
         if not attrs:
             return attrs
         clean = self._clean
+        clean_keys = self._clean_keys
         # BoundedAttributes keeps a plain dict in _dict: iterating it skips the mapping protocol.
         for key, val in getattr(attrs, "_dict", attrs).items():
             cls = val.__class__
-            if key not in clean or (cls is str and val not in clean) or cls is tuple or cls is list:
+            if key not in clean_keys or (val not in clean if cls is str else cls not in _SCALARS):
                 break
         else:
             return attrs  # every key and string value already known clean
         changed = None
         for key, val in attrs.items():
-            new_key = self.text(key) if isinstance(key, str) else key
-            new_val = self.value(val)
+            if isinstance(key, str):
+                new_key = self.text(key)
+                if new_key is key and not self._secret_key(key) and len(clean_keys) < _CACHE_LIMIT:
+                    clean_keys.add(key)
+            else:
+                new_key = key
+            new_val = self._under_key(key, val)
             if new_val is not val or new_key is not key:
                 if changed is None:
                     changed = {}
@@ -99,6 +169,31 @@ class TelemetryScrubber:
             new_key = self.text(key) if isinstance(key, str) else key
             out[new_key] = changed.get(new_key, val)
         return out
+
+    def record(self, obj: Any) -> Any:
+        """A scrubbed copy of an in-process record (``get_*_metrics()`` results: dataclasses, lists,
+        dicts, strings, nested), or ``obj`` itself when it holds nothing to redact."""
+        if isinstance(obj, str):
+            return self.text(obj)
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            changes = {}
+            for f in dataclasses.fields(obj):
+                old = getattr(obj, f.name)
+                new = self.record(old)
+                if new is not old:
+                    changes[f.name] = new
+            return dataclasses.replace(obj, **changes) if changes else obj
+        if isinstance(obj, Mapping):
+            items = [(self.record(k), self.record(v)) for k, v in obj.items()]
+            if all(a is k and b is v for (a, b), (k, v) in zip(items, obj.items())):
+                return obj
+            return dict(items)
+        if isinstance(obj, (list, tuple)):
+            out = [self.record(v) for v in obj]
+            if all(a is b for a, b in zip(out, obj)):
+                return obj
+            return out if isinstance(obj, list) else tuple(out)
+        return obj
 
     # --- OpenTelemetry structures -------------------------------------------------------------
 
@@ -169,7 +264,7 @@ class TelemetryScrubber:
         """A scrubbed copy of a ``ReadableLogRecord`` (body and attributes; the resource is already clean)."""
         lr = record.log_record
         body = lr.body
-        new_body = self.text(body) if isinstance(body, str) else body
+        new_body = self.value(body)
         attrs = self.attributes(lr.attributes)
         if new_body is body and attrs is lr.attributes:
             return record

@@ -412,23 +412,27 @@ class Telemetry:
     def _points(self) -> _summary.Points:
         return _summary.Points(self._collect(), self.config.namespace)
 
+    def _scrubbed(self, record: Any) -> Any:
+        """In-process records follow the rule of everything exported: no detected value in them."""
+        return self._scrubber.record(record) if self._scrubber is not None else record
+
     def get_discovery_metrics(self) -> DiscoveryMetrics:
-        return _summary.discovery(self._points(), self._session)
+        return self._scrubbed(_summary.discovery(self._points(), self._session))
 
     def get_execution_metrics(self) -> ExecutionMetrics:
-        return _summary.execution(self._points(), self._session)
+        return self._scrubbed(_summary.execution(self._points(), self._session))
 
     def get_sdk_metrics(self) -> SdkMetrics:
-        return _summary.sdk(self._points(), self._session)
+        return self._scrubbed(_summary.sdk(self._points(), self._session))
 
     def get_filtering_metrics(self) -> FilteringMetrics:
-        return _summary.filtering(self._points(), self._session, self.config.bytes_per_token)
+        return self._scrubbed(_summary.filtering(self._points(), self._session, self.config.bytes_per_token))
 
     def get_skill_metrics(self) -> SkillMetrics:
-        return _summary.skills(self._points(), self._session)
+        return self._scrubbed(_summary.skills(self._points(), self._session))
 
     def get_security_metrics(self) -> SecurityMetrics:
-        return _summary.security(self._points(), self._session)
+        return self._scrubbed(_summary.security(self._points(), self._session))
 
     def summary(self) -> dict[str, Any]:
         """The design's JSON summary of this session so far, as a JSON-ready dict."""

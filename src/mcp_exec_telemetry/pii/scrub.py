@@ -88,6 +88,11 @@ class Scrubber:
             return type(value)(scrubbed) if isinstance(value, list) else tuple(scrubbed)
         return value
 
+    def count(self, pii_type: str, n: int = 1) -> None:
+        """Count ``n`` redactions of ``pii_type`` made outside :meth:`scrub` (a value redacted whole)."""
+        with self._lock:
+            self._counts[pii_type] += n
+
     def reset(self) -> dict[str, int]:
         """Zero the counters and return what they held."""
         with self._lock:
