@@ -14,8 +14,10 @@ before it), and key names for the rules that read a value after a key (``passwor
 ``"api_key": "..."``, ``secret: ...``; the literal is a rare part of the name, such as ``cret``
 or ``ken``).  Only where something hits (rare, PII is sparse) are the individual rules run,
 anchored; validators (Luhn, mod-97, base58check, bech32, octet ranges, SSN rules ...) drop false
-candidates and :func:`resolve_overlaps` keeps, among overlapping candidates, the longest (ties:
-the rule listed first in :data:`RULES`).
+candidates (with the ``pii`` extra installed, python-stdnum checks IBANs, SSNs and card numbers
+and Google's libphonenumber confirms phone numbers; see :func:`_library`) and
+:func:`resolve_overlaps` keeps, among overlapping candidates, the longest (ties: the rule listed
+first in :data:`RULES`).
 
 The candidate set is the one a sequential scan finds when each rule's own regex (see
 :attr:`Rule.regex`) is searched at every position, which is how the tests and
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -78,6 +81,27 @@ JsonPath = tuple[Union[str, int], ...]
 # validators: cheap Python checks on what a rule's regex matched
 # ---------------------------------------------------------------------------------------------
 
+_LIBRARIES: dict[str, Any] = {}
+
+
+def _library(name: str) -> Any | None:
+    """The module ``name`` from the optional ``pii`` extra, or None when it is not installed.
+
+    Imported on first use, when a candidate of its kind is found, so neither ``import`` of this
+    package nor the scan of a clean string pays for it.  Without the extra every validator falls
+    back to its own check, so the detector stays safe (what the tests show with this returning None).
+    """
+    try:
+        return _LIBRARIES[name]
+    except KeyError:
+        pass
+    try:
+        module: Any = importlib.import_module(name)
+    except Exception:  # not installed, or an install that does not import: the core's checks run
+        module = None
+    _LIBRARIES[name] = module
+    return module
+
 
 def luhn_valid(digits: str) -> bool:
     """True when the string of decimal digits passes the Luhn (mod 10) check of card numbers."""
@@ -101,18 +125,28 @@ _CARD_PREFIXES = frozenset(
 )
 
 
+def _luhn(digits: str) -> bool:
+    luhn = _library("stdnum.luhn")
+    return luhn.is_valid(digits) if luhn is not None else luhn_valid(digits)
+
+
 def _valid_card(value: str) -> bool:
     digits = value.replace(" ", "").replace("-", "")
     if digits[0] == "1":  # UATP: 15 digits
-        return len(digits) == 15 and luhn_valid(digits)
+        return len(digits) == 15 and _luhn(digits)
     if not 13 <= len(digits) <= 19 or digits[:2] not in _CARD_PREFIXES:
         return False
     if digits[0] == "2" and not 2221 <= int(digits[:4]) <= 2720:
         return False
-    return luhn_valid(digits)
+    return _luhn(digits)
 
 
 def _valid_ssn(value: str) -> bool:
+    """Never issued: area 000, 666 or 9xx, group 00, serial 0000; python-stdnum also knows the
+    numbers printed on sample cards and in advertising (``078-05-1120``), which are nobody's."""
+    ssn = _library("stdnum.us.ssn")
+    if ssn is not None:
+        return ssn.is_valid(value)
     area, group, serial = value.split("-")
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
@@ -156,12 +190,43 @@ def _valid_phone(value: str) -> bool:
     n = sum(ch.isdigit() for ch in value)
     if value[0] == "+":
         # "+12500000" is a signed number: without separators an E.164 number needs 10+ digits.
-        return (10 if value[1:].isdigit() else 8) <= n <= 15
+        ok = (10 if value[1:].isdigit() else 8) <= n <= 15
+    elif value.startswith("00"):
+        ok = 10 <= n <= 17  # "00" + an E.164 number
+    elif value[0] == "0" or value[:2] == "(0":
+        ok = 9 <= n <= 12  # national trunk prefix: "06 12 34 56 78", "(030) 1234-5678"
+    else:
+        ok = 10 <= n <= 15
+    return ok and _phone_possible(value)
+
+
+_PHONE_REGIONS = ("US", "GB", "DE", "FR", "JP", "IN", "BR", "CN", "IT", "ES")
+"""Where a number without a country code is tried: the regions whose national formats the rule reads."""
+
+
+def _phone_possible(value: str) -> bool:
+    """False only when libphonenumber shows the candidate is no phone number (``pii`` extra).
+
+    An international number ("+" or "00") must have an assigned country code and at least the
+    digits a number of that country has; a national one must be a possible number in one of
+    :data:`_PHONE_REGIONS`.  A number that is too long or of an odd length for its country is kept:
+    it still holds a phone number (an extension, a typo), and letting it through would leak it.
+    """
+    pn = _library("phonenumbers")
+    if pn is None:
+        return True
     if value.startswith("00"):
-        return 10 <= n <= 17  # "00" + an E.164 number
-    if value[0] == "0" or value[:2] == "(0":
-        return 9 <= n <= 12  # national trunk prefix: "06 12 34 56 78", "(030) 1234-5678"
-    return 10 <= n <= 15
+        value = "+" + value[2:]
+    keep = (pn.ValidationResult.IS_POSSIBLE, pn.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+            pn.ValidationResult.INVALID_LENGTH, pn.ValidationResult.TOO_LONG)
+    for region in (None,) if value[0] == "+" else _PHONE_REGIONS:
+        try:
+            number = pn.parse(value, region)
+        except pn.NumberParseException:
+            continue
+        if pn.is_possible_number_with_reason(number) in keep:
+            return True
+    return False
 
 
 def _valid_ssn_any(value: str) -> bool:
@@ -177,7 +242,9 @@ _IBAN_COUNTRIES = frozenset(
 
 
 def _valid_iban(value: str) -> bool | str:
-    """ISO 13616: a known country code and the mod-97 check digits (what ``python-stdnum`` checks too).
+    """ISO 13616: a known country code and the mod-97 check digits; with python-stdnum (the ``pii``
+    extra) also the length and BBAN format of that country (not the national check digits, which
+    published examples often lack).
 
     The pattern may have taken a word too many (``... 8901 X``, ``... 6763 DEBUG``): then the
     valid IBAN without it is returned, and only that is reported.
@@ -199,7 +266,10 @@ def _iban_checks(value: str) -> bool:
     if not 15 <= len(iban) <= 34 or iban[:2] not in _IBAN_COUNTRIES:
         return False
     moved = iban[4:] + iban[:4]
-    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+    if int("".join(str(int(ch, 36)) for ch in moved)) % 97 != 1:
+        return False
+    stdnum_iban = _library("stdnum.iban")  # only for what passes mod-97: the common miss stays cheap
+    return stdnum_iban is None or stdnum_iban.is_valid(iban, check_country=False)
 
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
