@@ -35,11 +35,13 @@ def ok(*args: str) -> str:
     return r.stdout
 
 
-def one_line_error(r: subprocess.CompletedProcess[str], status: int, text: str) -> None:
+def one_line_error(r: subprocess.CompletedProcess[str], status: int, text: str) -> str:
+    """Check ``r`` failed with ``status`` and one line on stderr holding ``text``; returns that line."""
     assert r.returncode == status
     assert r.stdout == ""
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert text in r.stderr, r.stderr
+    return r.stderr.rstrip("\n")
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,15 @@ from tests.test_cli import one_line_error, run
 def test_a_session_that_is_a_fifo_is_a_one_line_error_not_a_hang(tmp_path: Path, command: str, name: str) -> None:
     fifo = tmp_path / name
     os.mkfifo(fifo)
-    one_line_error(run(command, "--session", str(fifo), timeout=20), 1, f"--session {fifo}: not a regular file")
+    line = one_line_error(run(command, "--session", str(fifo), timeout=20), 1, f"--session {fifo}: not a regular file")
+    assert line.startswith("mcp-exec-telemetry")
 
 
 def test_a_session_that_is_a_folder_is_a_one_line_error(tmp_path: Path) -> None:
-    one_line_error(run("report", "--session", str(tmp_path), timeout=20), 1, "not a regular file")
+    line = one_line_error(run("report", "--session", str(tmp_path), timeout=20), 1, "not a regular file")
+    assert str(tmp_path) in line
 
 
 def test_demo_with_an_unknown_option_is_a_one_line_error() -> None:
-    one_line_error(run("demo", "--bogus", timeout=30), 2, "mcp-exec-telemetry demo: error: unrecognized arguments: --bogus")
+    line = one_line_error(run("demo", "--bogus", timeout=30), 2, "unrecognized arguments: --bogus")
+    assert line == "mcp-exec-telemetry demo: error: unrecognized arguments: --bogus (see mcp-exec-telemetry demo --help)"
