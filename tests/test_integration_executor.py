@@ -152,3 +152,36 @@ def test_filtering_reports_sent_just_before_the_code_exits_are_all_counted(langu
         summary = cap.telemetry.summary()["filtering"]
     assert summary["operations"] == {"map": 3 * REPORTS}
     assert summary["total_operations"] == 3 * REPORTS
+
+
+def test_a_burst_of_ended_report_connections_beyond_the_bound_is_served_not_refused(tmp_path) -> None:
+    """Reports queued while the executing thread was busy (a loaded machine) are all counted.
+
+    Each report is one short-lived connection; when the agent's loop gets to them, more than
+    ``max_connections`` may wait in the backlog, all already ended. Retiring ended connections
+    before refusing keeps every one of them.
+    """
+    import json
+    import selectors
+    import socket
+
+    from mcp_exec_telemetry.integrations.executor import _Door
+
+    with capture() as cap:
+        executor = CodeExecutor(cap.telemetry, max_connections=4)
+        door = _Door(str(tmp_path / "ipc.sock"))
+        door.bind(executor)
+        for _ in range(12):  # all sent and ended before the door accepts any of them
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.connect(door.path)
+            client.sendall(json.dumps({"type": "filtering", "operation": "map", "input_bytes": 100, "output_bytes": 10}).encode() + b"\n")
+            client.close()
+        sel = selectors.DefaultSelector()
+        door.accept(sel)
+        door.settle(sel)
+        sel.close()
+        door.close()
+        executor.close()
+        summary = cap.telemetry.summary()["filtering"]
+    assert door.refused == 0
+    assert summary["operations"] == {"map": 12}

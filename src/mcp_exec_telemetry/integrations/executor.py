@@ -31,7 +31,8 @@ generated SDK (:mod:`.sdkgen`) sends each tool call there as one JSON line carry
 ``TRACEPARENT``, and ``tool_handler(name, arguments)`` answers it in that context, so the
 ``tools/call`` client span (and through ``params._meta`` the server's span) lands under the execution
 span. The same socket takes ``{"type": "filtering", ...}`` reports from the child's filtering helpers.
-The door serves at most ``max_connections`` connections at once (more are closed as they arrive) on
+The door serves at most ``max_connections`` open connections at once (when it is full, connections
+that have already ended are retired first; more are closed as they arrive) on
 the executing thread's own event loop, and tool calls run on at most ``ipc_workers`` threads shared
 by the executor's runs: no thread per connection.
 """
@@ -191,6 +192,8 @@ class _Door:
                 return
             except OSError:
                 return
+            if self.executor is not None and len(self.conns) >= self.executor.max_connections:
+                self.reap(sel)  # connections that already sent their line and ended free their slots
             if self.executor is None or len(self.conns) >= self.executor.max_connections:
                 self.refused += 1
                 sock.close()
@@ -274,15 +277,24 @@ class _Door:
         awaits does not hold ``execute()``.
         """
         self.accept(sel)
+        self.reap(sel)
+        end = time.perf_counter() + bound_s
+        while self.in_flight and time.perf_counter() < end:
+            time.sleep(0.001)
+
+    def reap(self, sel: selectors.BaseSelector) -> None:
+        """Read every connection that has bytes or its end waiting, without blocking.
+
+        A report is one short-lived connection: by the time the door is full, most connections have
+        written their line and ended. Reading them here hands their lines to the pool and closes
+        them, so a burst of reports queued while this thread was busy is served, not refused.
+        """
         for conn in list(self.conns.values()):
             while conn.sock.fileno() in self.conns:
                 ready, _, _ = select.select([conn.sock], [], [], 0)
                 if not ready:
                     break
                 self.read(conn, sel)
-        end = time.perf_counter() + bound_s
-        while self.in_flight and time.perf_counter() < end:
-            time.sleep(0.001)
 
     def _handle_line(self, line: bytes) -> dict[str, Any] | None:
         try:
