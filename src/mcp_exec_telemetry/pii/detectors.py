@@ -897,6 +897,30 @@ def _scan_pattern(rules: Sequence[Rule]) -> str:
             + "|(?<=" + after_class + ")(?:" + "|".join(relaxed_parts) + "))")
 
 
+_LITERAL_ANCHORS = {"lasv1.": 3, "q~": 1}
+"""Literals searched from a later, rarer character (``v1.`` behind ``las``, ``~`` behind ``q``):
+the engine stops at every occurrence of a literal's first character, and ``l`` or ``q`` are far
+more common in text than ``v`` or ``~``."""
+
+
+def _literal_pattern(literals: Iterable[str]) -> str:
+    """One alternation of the lower-case literals, grouped by the character they are searched from.
+
+    ``{"pass", "pwd", "key"}`` becomes ``p(?:ass|wd)|key``: every alternative starts with one
+    plain character, so the engine skips in C to where the lower-cased text holds one of them, and
+    each such position costs one comparison per group instead of one per literal.  Longest first
+    within a group, so "private key" is one hit and not a "key" hit inside it; a gate that only
+    ever ends a key name must end a word too ("token", not the "token" in "max_tokens").
+    """
+    groups: dict[str, list[str]] = {}
+    for x in sorted(literals, key=len, reverse=True):
+        at = _LITERAL_ANCHORS.get(x, 0)
+        tail = re.escape(x[at + 1:]) + ("(?<=" + re.escape(x) + ")" if at else "")
+        groups.setdefault(x[at], []).append(tail + ("(?![a-z_])" if x in _GATES_AT_END else ""))
+    return "|".join(re.escape(first) + (tails[0] if len(tails) == 1 else "(?:" + "|".join(tails) + ")")
+                    for first, tails in groups.items())
+
+
 def resolve_overlaps(candidates: Iterable[tuple[int, int, int, str, bool]]) -> list[tuple[int, int, int, str, bool]]:
     """Keep non-overlapping candidates, longest first, ties to the lower priority number.
 
@@ -924,15 +948,31 @@ def resolve_overlaps(candidates: Iterable[tuple[int, int, int, str, bool]]) -> l
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class _Compiled:
-    """A compiled rule: what the scanner calls at a hit."""
+    """A rule as the scanner calls it at a hit.
 
-    priority: int
-    type: str
-    regex: re.Pattern[str]
-    has_value_group: bool
-    validate: Callable[[str], bool] | None
+    Its regex is compiled on first use: a clean text never reaches a rule (the combined scan and
+    the literal search reject it), so most rules of a session are never compiled at all.
+    """
+
+    __slots__ = ("priority", "type", "has_value_group", "validate", "_source", "_regex")
+
+    def __init__(self, priority: int, type: str, source: str | re.Pattern[str], has_value_group: bool,
+                 validate: Callable[[str], Any] | None) -> None:
+        self.priority = priority
+        self.type = type
+        self.has_value_group = has_value_group
+        self.validate = validate
+        self._source = source
+        self._regex: re.Pattern[str] | None = source if isinstance(source, re.Pattern) else None
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        """The rule's own regex (compiled now if this is its first use; a race compiles it twice, harmlessly)."""
+        regex = self._regex
+        if regex is None:
+            regex = self._regex = re.compile(self._source, _FLAGS)
+        return regex
 
 
 class PiiDetector:
@@ -963,7 +1003,7 @@ class PiiDetector:
         rules = [r for r in RULES if wanted is None or r.type in wanted]
         self._rules = tuple(rules)
         self._compiled = tuple(
-            _Compiled(i, r.type, re.compile(r.regex, _FLAGS), "(?P<v>" in r.body, r.validate)
+            _Compiled(i, r.type, r.regex, "(?P<v>" in r.body, r.validate)
             for i, r in enumerate(rules)
         )
         scanned = [r for r in rules if not r.needle and not r.anchored and not r.word_before]
@@ -977,16 +1017,11 @@ class PiiDetector:
         literals = {n.lower() for n in self._needle_strings} - _AFTER_GATE | {lit for lit, _, _ in self._worded} - _AFTER_AT
         if self._anchored:
             literals |= set(_KEY_GATES)
-        # Longest first, so "private key" is one hit and not a "key" hit inside it.  A gate that
-        # only ever ends a key name must end a word too ("token", not the "token" in "max_tokens").
-        self._literals = re.compile("|".join(
-            re.escape(x) + ("(?![a-z_])" if x in _GATES_AT_END else "") for x in sorted(literals, key=len, reverse=True)
-        )) if literals else None
-        if scanned:
-            self._head = re.compile(_combined_body(scanned), _FLAGS)  # at position 0
-            self._scan = re.compile(_scan_pattern(scanned), _FLAGS)  # everywhere else
-        else:
-            self._head = self._scan = None
+        self._literals = re.compile(_literal_pattern(literals)) if literals else None
+        self._literal_at = {x[_LITERAL_ANCHORS[x]:]: (x, _LITERAL_ANCHORS[x]) for x in literals if x in _LITERAL_ANCHORS}
+        # One search finds a candidate anywhere, the start of the text included: it runs over the
+        # text behind one space (a separator), so no second regex is matched at position 0.
+        self._scan = re.compile(_scan_pattern(scanned), _FLAGS) if scanned else None
         self._extra = tuple(
             _Compiled(
                 len(rules) + j,
@@ -1046,40 +1081,32 @@ class PiiDetector:
     def contains_pii(self, text: str) -> bool:
         """Whether ``text`` holds at least one reportable value.
 
-        When it does not, this costs the combined scan and one literal search of the lower-cased
-        text (needles, ``@`` / ``://``, key names); the rules behind them run only where those occur.
+        When it does not, this costs the combined scan (of the text behind one space) and one
+        literal search of the lower-cased text (needles, ``@``, key names); the rules behind them
+        run only where those occur.
         """
         if not text:
             return False
-        head, literals = self._head, self._literals
-        if (
-            head is not None
-            and literals is not None
-            and head.match(text) is None
-            and self._scan.search(text) is None  # type: ignore[union-attr]
-            and literals.search(text.lower()) is None
-            and not self._extra
-        ):
-            return False  # the common case: one scan, one literal search
-        if self._extra or self._allow:
+        if self._extra:
             return bool(self.detect(text))
-        if self._head is not None:
+        scan, literals = self._scan, self._literals
+        padded = " " + text
+        m = scan.search(padded) if scan is not None else None
+        if m is None and (literals is None or literals.search(text.lower()) is None):
+            return False  # the common case: one scan, one literal search
+        if self._allow:
+            return bool(self.detect(text))
+        if m is not None:
             # Reportable candidates are reported whatever they overlap (no allow-listed value can
             # hide them), so the first one answers; the scan goes on from where it hit.
             cands: list[tuple[int, int, int, str, bool]] = []
-            if self._head.match(text) is not None:
-                self._collect(text, 0, cands)
-                if cands:
-                    return True
-            search = self._scan.search  # type: ignore[union-attr]
-            m = search(text)
+            search = scan.search  # type: ignore[union-attr]
             while m is not None:
-                self._collect(text, m.start() + 1, cands)
+                self._collect(text, m.start(), cands)  # padded[i + 1] is text[i]
                 if cands:
                     return True
-                m = search(text, m.start() + 1)
+                m = search(padded, m.start() + 1)
         # Nothing for the combined scan: only the needle, word and key-name rules can still report.
-        literals = self._literals
         if literals is None or literals.search(text.lower()) is None:
             return False
         cands = []
@@ -1125,18 +1152,17 @@ class PiiDetector:
 
     def _candidates(self, text: str) -> list[tuple[int, int, int, str, bool]]:
         cands: list[tuple[int, int, int, str, bool]] = []
-        if self._head is not None:
-            m = self._head.match(text)
-            if m is not None:
-                self._collect(text, 0, cands)
-            search = self._scan.search  # type: ignore[union-attr]
+        if self._scan is not None:
+            padded = " " + text  # a separator before the first character: one regex for every position
+            search = self._scan.search
             pos = 0
             while True:
-                m = search(text, pos)
+                m = search(padded, pos)
                 if m is None:
                     break
-                pos = m.start() + 1
+                pos = m.start()  # the candidate starts at padded[pos + 1], which is text[pos]
                 self._collect(text, pos, cands)
+                pos += 1
         if self._literals is not None:
             self._collect_literal_rules(text, self._literal_hits(text), cands)
         if self._extra:
@@ -1151,8 +1177,13 @@ class PiiDetector:
         """
         low = text.lower() if text.isascii() else text.encode("ascii", "replace").decode("ascii").lower()
         hits: dict[str, list[int]] = {}
+        at = self._literal_at
         for m in self._literals.finditer(low):  # type: ignore[union-attr]
-            hits.setdefault(m.group(), []).append(m.start())
+            found, start = m.group(), m.start()
+            if found in at:  # searched from a later character: the literal starts before it
+                found, back = at[found]
+                start -= back
+            hits.setdefault(found, []).append(start)
         if "private key" in hits:  # the "key" inside it is a key-name gate too
             hits.setdefault("key", []).extend(i + 8 for i in hits["private key"])
         return hits
