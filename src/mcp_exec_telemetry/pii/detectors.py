@@ -877,9 +877,10 @@ def _scan_pattern(rules: Sequence[Rule]) -> str:
     """The combined scan: a separator, then the combined body.
 
     The separator is a character outside ``[A-Za-z0-9_.+-]``; rules with ``after`` characters
-    (``-`` before an SSN, ``=`` / ``_`` before a provider key) may also start after those, which
-    the scan expresses with one wider leading class and a one-character look-behind, so the
-    engine still skips non-candidates in C.
+    (``-`` before an SSN or a provider key) may also start after those, which the scan expresses
+    with one wider leading class: those rules' alternatives come first, the others behind a
+    one-character look-behind that excludes the ``after`` characters.  Each alternative is in the
+    pattern once, so the engine still skips non-candidates in C and the pattern compiles fast.
     """
     after = sorted({ch for r in rules for ch in r.after if ch in "_.+-"})
     # Most separators are followed by a character no rule starts with (a space, a quote, "{"):
@@ -889,12 +890,14 @@ def _scan_pattern(rules: Sequence[Rule]) -> str:
     if not after:
         return _SEPARATOR + ahead + _combined_body(rules)
     relaxed = [r for r in rules if set(r.after) & set(after)]
+    strict = [r for r in rules if r not in relaxed]
     excluded = "".join(ch for ch in "_.+-" if ch not in after).replace("-", "\\-")
     lead = "[^A-Za-z0-9" + excluded + "]"
     after_class = "[" + "".join(after).replace("-", "\\-") + "]"
     relaxed_parts = _grouped([p for r in relaxed for p in (r.prefilter or ["(?:" + _strip_value_group(r.body) + ")"])])
-    return (lead + ahead + "(?:(?<!" + after_class + ")" + _combined_body(rules)
-            + "|(?<=" + after_class + ")(?:" + "|".join(relaxed_parts) + "))")
+    if not strict:
+        return lead + ahead + "(?:" + "|".join(relaxed_parts) + ")"
+    return lead + ahead + "(?:" + "|".join(relaxed_parts) + "|(?<!" + after_class + ")" + _combined_body(strict) + ")"
 
 
 _LITERAL_ANCHORS = {"lasv1.": 3, "q~": 1}
