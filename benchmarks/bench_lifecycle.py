@@ -46,9 +46,18 @@ from _harness import machine, write_section  # noqa: E402
 GOALS = {"help_ms": 100.0, "import_vs_sdk": 1.10, "empty_session_ms": 2.0, "exit_prometheus_ms": 20.0, "exit_refused_ms": 500.0}
 
 
+_PYCACHE = tempfile.mkdtemp(prefix="bench-lifecycle-pycache-")
+
+
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    """The children's environment: no ``OTEL_*`` variables, the working tree first on the path, and
+    every module (ours, the SDK's, the standard library's) loaded from bytecode written by the
+    warm-up run into one cache of this run, as in any installed package.  Without it an inherited
+    ``PYTHONDONTWRITEBYTECODE`` would compile our modules from source in every child while the
+    SDK's come from the ``.pyc`` files pip wrote at install time."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(ROOT / "src")  # the working tree, also when the package is not installed
+    env["PYTHONPYCACHEPREFIX"] = _PYCACHE
     return env
 
 
@@ -241,7 +250,9 @@ def report(results: dict[str, Any], elapsed_s: float, quick: bool) -> str:
         "`.venv/bin/python benchmarks/bench_lifecycle.py`. " + m["cpu"] + "; " + m["python"] + ", opentelemetry-sdk " + m["opentelemetry-sdk"] + ".",
         "Every figure is a fresh process (or a session timed inside one); rounds interleave the variants;",
         "medians over rounds, ratios the median of per-round ratios. The machine is shared: absolute",
-        "milliseconds drift with its load, ratios much less.",
+        "milliseconds drift with its load, ratios much less. Every module (ours, the SDK's, the standard",
+        "library's) is loaded from bytecode, which a warm-up run writes to one cache (`PYTHONPYCACHEPREFIX`),",
+        "as in an installed package: none of the timed processes compiles source.",
         "",
         "### Imports and the command line (whole process, wall time)",
         "",
@@ -318,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     results["sessions"] = bench_sessions(children=3 if q else 9, per_child=8 if q else 20)
     print(f"[sessions: {time.monotonic() - t:.1f} s]", file=sys.stderr, flush=True)
     elapsed = time.monotonic() - t0
+    shutil.rmtree(_PYCACHE, ignore_errors=True)
     text = report(results, elapsed, q)
     print(text)
     if not (q or args.no_write):
