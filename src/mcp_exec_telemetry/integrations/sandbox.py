@@ -27,8 +27,9 @@ Every run is started by the **fork server**, one small ``python -I -S`` process 
 (Linux; elsewhere :class:`DirectSpawner` starts ``"process"`` runs from the agent). It exists for the
 memory figure: the kernel's peak resident size of a child (``ru_maxrss``) includes the size of the
 parent it was forked from, so a sandbox started straight from a large agent would report the agent's
-size; started from the fork server it reports the code's own peak (about 8-10 MiB, the size of the
-fork server or of the starter below, is the floor). The fork server is a child subreaper, so the
+size; started from the fork server it reports the code's own peak (a run started fresh has the fork
+server's size, about 8-10 MiB, as its floor; in a sandbox set up ahead the waiting shell is far
+smaller than any interpreter). The fork server is a child subreaper, so the
 sandbox's init, whose ``ru_maxrss`` holds the code's, is reaped there too. It measures each run
 where it happens, from its start to the reaping of its exit, and reports the wait status and
 ``ru_maxrss``. When the agent runs as root it also holds a ``pids`` cgroup ready for the next run.
