@@ -8,7 +8,8 @@ In one process, interleaved round by round (``_harness.interleave``), times
 * **executor, bwrap** -- ``CodeExecutor(isolation="bwrap").execute("print(1)")`` run after run, as
   an agent does: work folder, IPC socket, fork server, bubblewrap sandbox (user/PID/net/IPC/mount
   namespaces, read-only root, private /tmp, fresh /proc; the executor sets up the next run's sandbox
-  when a run ends, so a run waits only for its start), resource limits, output capture, measurement;
+  while the current run's code runs, so a run waits only for its start), resource limits, output
+  capture, measurement;
 * **executor, process** -- the same with ``isolation="process"`` (no sandbox).
 
 Reports per-run medians and the ratio to plain (the median over rounds of the ratio within a
@@ -101,7 +102,8 @@ def report(results: list[dict[str, object]], elapsed_s: float, quick: bool, n: i
         f"{', --quick' if quick else ''}; {m['cpu']}; {m['python']}; {rounds} interleaved rounds of {n} runs per variant).",
         "Per-run medians; the ratio is the median over rounds of executor/plain measured in the same round.",
         "Runs 50 ms apart come one at a time after an untimed pause, as an agent's runs follow its model's",
-        "answers (the executor sets up the next run's sandbox in between); back to back, they do not.",
+        "answers; back to back, they do not. Either way the executor sets up the next run's sandbox while",
+        "the current run's code runs.",
         "`code` is the run's own time as the executor reports it (`execution.duration`); `overhead` is the",
         f"rest of `execute()` (`execution.overhead`). Goal: at most {GOAL}x plain, isolation included.",
         "",
@@ -117,13 +119,14 @@ def report(results: list[dict[str, object]], elapsed_s: float, quick: bool, n: i
             lines.append(f"| {res['language']} | {res['mode']} | {row['variant']} | {row['median_ms']:.1f} ms | {ratio:.2f}x | {code} | {overhead} | {goal} |")
     lines += [
         "",
-        "Spaced like an agent's runs, a run finds its sandbox set up and its starter waiting, and the",
-        "sandbox costs the run little. Back to back, a run often finds the next sandbox still being set up",
-        "and starts a fresh one: bubblewrap's set-up (about 5-7 ms here when the machine is quiet: user,",
-        "PID, network and mount namespaces, the read-only root, /proc) is then on the run's path while the",
-        "sandbox being prepared competes for the two cores, against a `print(1)` that takes 11-35 ms.",
-        "Node under the executor also carries `--max-old-space-size` and the data-segment limit (about",
-        "5-10% of its start-up). On this shared machine the ratios move by about 0.2 between runs.",
+        "A run finds its sandbox set up while the previous run's code ran: bubblewrap's namespaces, the",
+        "read-only root, /proc, and a shell waiting in it (a shell starts in about a millisecond; the",
+        "Python starter used before cost as much as the code's own start and was often not ready back",
+        "to back, 1.5-1.6x). The run then costs the hand-over (limits set on the waiting shell, the",
+        "environment, the exec) and the wake-ups between the agent, the fork server and the sandbox.",
+        "The code itself starts a little slower inside the namespaces, and node under the executor",
+        "carries `--max-old-space-size` and the data-segment limit. On this shared machine the ratios",
+        "move by about 0.1-0.2 between runs of the benchmark.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -444,7 +444,7 @@ def test_a_sandbox_set_up_ahead_holds_what_a_fresh_one_does() -> None:
     try:
         fresh = ex.execute(probe, "python3", env={"EXTRA": "a b'c"})
         deadline = time.monotonic() + 10
-        while ex._ready[0] is None or not ex._ready[0].ready():  # the next run's sandbox, set up in the background
+        while ex._ready[0] is None or not ex._ready[0].wait_ready(0):  # the next run's sandbox, set up in the background
             assert time.monotonic() < deadline
             time.sleep(0.01)
         ahead = ex.execute(probe, "python3", memory_limit_mb=100, env={"EXTRA": "a b'c"})  # set up while idle
@@ -456,6 +456,60 @@ def test_a_sandbox_set_up_ahead_holds_what_a_fresh_one_does() -> None:
     assert ahead.stdout.splitlines()[1] == "[1, 2] True"
     assert ahead.stdout.splitlines()[-1] == "Read-only file system"
     assert again.stdout == "a b'c\n"
+
+
+def test_a_sandbox_set_up_ahead_passes_any_environment_exactly() -> None:
+    """The starter is a shell: values with quotes, newlines or ``$``, and names no shell can export."""
+    _require_bwrap()
+    extra = {"QUOTES": "it's \"x\" `id` $(id) $HOME \\", "NEWLINE": "a\nb", "EMPTY": "", "UNICODE": "caf\u00e9 \u2603", "a.b-c": "dotted"}
+    probe = "import json, os\nprint(json.dumps(dict(os.environ), sort_keys=True))"
+    ex = CodeExecutor(isolation="bwrap")
+    try:
+        ex.execute("pass", "python3")
+        runs = [ex.execute(probe, "python3", env=extra), ex.execute(probe, "python3", env={k: v for k, v in extra.items() if k != "a.b-c"})]
+    finally:
+        ex.close()
+    import json
+
+    for result, expected in zip(runs, (extra, {k: v for k, v in extra.items() if k != "a.b-c"})):
+        assert result.exit_code == 0, result.stderr
+        env = json.loads(result.stdout)
+        for key in ("TRACEPARENT", "TRACESTATE"):
+            env.pop(key, None)
+        assert {k: env[k] for k in expected} == expected
+        assert sorted(set(env) - set(expected)) == ["HOME", "LANG", "MCP_EXEC_IPC", "PATH", "PWD", "PYTHONDONTWRITEBYTECODE", "PYTHONIOENCODING", "TMPDIR"]
+
+
+def test_the_next_runs_sandbox_is_set_up_while_this_runs_code_runs() -> None:
+    _require_bwrap()
+    ex = CodeExecutor(isolation="bwrap")
+    try:
+        result = ex.execute("import time; time.sleep(0.5)", "python3")
+        prepared = ex._ready[0]  # read at once: nothing had time to set it up after the run
+        assert result.exit_code == 0, result.stderr
+        assert prepared is not None and prepared.wait_ready(0)
+    finally:
+        ex.close()
+
+
+def test_runs_back_to_back_use_the_sandbox_set_up_ahead_not_a_fresh_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the first run sets up its sandbox on its own path; each later one finds it ready or nearly."""
+    _require_bwrap()
+    fresh: list[int] = []
+    spawn = sandbox.ForkServer.spawn
+
+    def counting_spawn(self: sandbox.ForkServer, *args: object, **kwargs: object) -> int:
+        fresh.append(1)
+        return spawn(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sandbox.ForkServer, "spawn", counting_spawn)
+    ex = CodeExecutor(isolation="bwrap")
+    try:
+        results = [ex.execute("print(1)", "python3") for _ in range(12)]
+    finally:
+        ex.close()
+    assert [r.stdout for r in results] == ["1\n"] * 12
+    assert len(fresh) == 1
 
 
 # --- choosing the isolation --------------------------------------------------------------------
@@ -505,3 +559,20 @@ def test_process_isolation_still_bounds_a_plain_run() -> None:
     assert time.monotonic() - t0 < 2.0
     big = ex.execute("b = bytearray(100 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\n", "python3")
     assert 100 * MIB < big.peak_rss_bytes < 130 * MIB
+
+
+def test_an_executor_used_before_os_fork_still_runs_code_in_the_child() -> None:
+    """The chore and IPC workers do not survive a fork: the child makes its own."""
+    _require_bwrap()
+    ex = CodeExecutor(isolation="bwrap", tool_handler=lambda name, args: args["x"] * 2)
+    from mcp_exec_telemetry.integrations.sdkgen import python_module
+
+    code = python_module([]) + "\nprint(call_tool('double', {'x': 21}))\n"
+    assert ex.execute(code, "python3").stdout == "42\n"  # workers and a sandbox set up ahead, in the parent
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        ok = all(ex.execute(code, "python3", timeout_s=10).stdout == "42\n" for _ in range(3))
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    ex.close()
+    assert os.waitstatus_to_exitcode(status) == 0

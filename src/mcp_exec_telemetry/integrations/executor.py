@@ -70,6 +70,7 @@ _KILL_GRACE_S = 0.9  # after the timeout's kill, how long execute() waits for th
 _DRAIN_GRACE_S = 0.25  # after the exit, how long output held open by leftovers is still read
 _SETTLE_S = 0.5  # after the exit, how long messages the code sent before it ended may still be handled
 _MAX_LINE = 16 << 20  # one IPC message
+_PREPARED_WAIT_S = 1.0  # how long a run waits for the sandbox being set up for it before starting its own
 
 EXIT_REASONS = ("exit", "signal", "timeout", "memory", "cpu_time", "file_size", "process_count", "sandbox_error")
 _SIGXCPU, _SIGXFSZ, _SIGKILL = 24, 25, 9
@@ -358,17 +359,17 @@ class _Prepared:
     rep_r: int
     ready_r: int
 
-    def ready(self) -> bool:
-        """Its starter is up and waiting (else a fresh sandbox would start sooner)."""
-        import select
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for its starter to be up; False if it died or is still setting up.
 
-        readable, _, _ = select.select([self.ready_r], [], [], 0)
-        return bool(readable)
+        A sandbox already being set up has a head start on a fresh one, so a run waits for it
+        rather than starting another set-up beside it on the same cores.
+        """
+        readable, _, _ = select.select([self.ready_r, self.rep_r], [], [], timeout_s)
+        return self.ready_r in readable and self.rep_r not in readable
 
     def dead(self) -> bool:
         """Its sandbox already exited (it failed to set up, or the fork server is gone)."""
-        import select
-
         if not self.server.alive():
             return True
         readable, _, _ = select.select([self.rep_r], [], [], 0)
@@ -450,22 +451,50 @@ class CodeExecutor:
         self.max_connections = max_connections
         self.ipc_workers = ipc_workers
         self._pool: ThreadPoolExecutor | None = None
+        # One worker for the work around runs (setting up the next sandbox, removing a run's folder):
+        # handing it a chore costs microseconds, where starting a thread per run cost a millisecond.
+        self._chores: ThreadPoolExecutor | None = None
+        self._pools_pid = os.getpid()
         self._pool_lock = threading.Lock()
-        # One sandbox set up ahead (after the first run), so that the next run skips the set-up.
+        # One sandbox set up ahead, while the current run's code runs, so that the next run skips
+        # the set-up; ``_preparing`` says one is on its way to ``_ready`` (a run waits for it).
         self._ready: list[_Prepared | None] = [None]
-        self._ready_lock = threading.Lock()
+        self._ready_lock = threading.Condition(threading.Lock())
+        self._preparing = False
         weakref.finalize(self, _discard_prepared, self._ready)
 
     def close(self) -> None:
-        """Discard the sandbox set up ahead for the next run (also done when the executor is collected)."""
+        """Discard the sandbox set up ahead for the next run (also done when the executor is collected).
+
+        A later run still works; it sets up its own sandbox and one ahead again."""
         with self._ready_lock:
+            self._ready_lock.wait_for(lambda: not self._preparing, _PREPARED_WAIT_S)
             _discard_prepared(self._ready)
+
+    def _forget_workers_after_fork(self) -> None:
+        """In a child forked from the agent the pools' threads are gone: start new pools there."""
+        if self._pools_pid != os.getpid():
+            self._pools_pid, self._pool, self._chores = os.getpid(), None, None
 
     def _ipc_pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
+            self._forget_workers_after_fork()
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=max(1, self.ipc_workers), thread_name_prefix="mcp-exec-ipc")
             return self._pool
+
+    def _chore(self, fn: Callable[..., None], *args: Any) -> bool:
+        """Run ``fn(*args)`` on the executor's chore thread; False if it cannot take work any more."""
+        with self._pool_lock:
+            self._forget_workers_after_fork()
+            if self._chores is None:
+                self._chores = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcp-exec-chores")
+            chores = self._chores
+        try:
+            chores.submit(fn, *args)
+            return True
+        except RuntimeError:  # the interpreter is shutting down
+            return False
 
     def command(self, language: str, script: str, memory_limit_mb: int | None) -> list[str]:
         if language == "python3":
@@ -569,6 +598,8 @@ class CodeExecutor:
                 for fd in (out_w, err_w, rep_w):
                     os.close(fd)
                     fds.remove(fd)
+            if self._bwrap is not None:
+                self._prepare_in_background()  # on the other core while this run's code runs
             return self._serve(server, run_id, lang, timeout, cap, out_r, err_r, rep_r, door, t_call)
         finally:
             if door is not None:
@@ -578,43 +609,54 @@ class CodeExecutor:
                     os.close(fd)
                 except OSError:
                     pass
-            if self._bwrap is None:
-                shutil.rmtree(workdir, ignore_errors=True)
-            else:  # off the caller's path: remove this run's folder, set up the next run's sandbox
-                try:
-                    threading.Thread(target=self._after_run, args=(workdir,), name="mcp-exec-prepare", daemon=True).start()
-                except RuntimeError:
-                    self._after_run(workdir)
+            if not self._chore(self._after_run, workdir):  # off the caller's path when it can be
+                self._after_run(workdir)
 
     def _after_run(self, workdir: str) -> None:
+        """Remove a run's folder; set up the next sandbox if the one asked for at the run's start failed."""
         shutil.rmtree(workdir, ignore_errors=True)
-        self._prepare_next()  # while the agent thinks about this run's result
+        if self._bwrap is not None:
+            self._prepare_next()
+
+    def _prepare_in_background(self) -> None:
+        self._chore(self._prepare_next)  # when it cannot, the next run sets up its own sandbox
 
     def _take_prepared(self) -> _Prepared | None:
+        """The sandbox set up ahead for this run, waiting (bounded) for one still being set up."""
         if self._bwrap is None:
             return None
         with self._ready_lock:
+            self._ready_lock.wait_for(lambda: self._ready[0] is not None or not self._preparing, _PREPARED_WAIT_S)
             prepared, self._ready[0] = self._ready[0], None
-        if prepared is not None and prepared.dead():
+        if prepared is None:
+            return None
+        if prepared.dead() or not prepared.wait_ready(_PREPARED_WAIT_S):
             prepared.discard()
             return None
-        if prepared is not None and not prepared.ready():  # still setting up: keep it for a later run
-            with self._ready_lock:
-                if self._ready[0] is None:
-                    self._ready[0] = prepared
-                    return None
-            prepared.discard()
-            return None
-        if prepared is not None:
-            os.close(prepared.ready_r)
-            prepared.ready_r = -1
+        os.close(prepared.ready_r)
+        prepared.ready_r = -1
         return prepared
 
     def _prepare_next(self) -> None:
         """Set up the sandbox of the next run now, while nothing waits for it."""
         with self._ready_lock:
-            if self._ready[0] is not None:
+            if self._ready[0] is not None or self._preparing:
                 return
+            self._preparing = True
+        prepared: _Prepared | None = None
+        try:
+            prepared = self._set_up_sandbox()
+        finally:
+            with self._ready_lock:
+                self._preparing = False
+                if prepared is not None and self._ready[0] is None:
+                    self._ready[0], prepared = prepared, None
+                self._ready_lock.notify_all()
+        if prepared is not None:
+            prepared.discard()
+
+    def _set_up_sandbox(self) -> _Prepared | None:
+        """Start a bubblewrap sandbox whose starter waits for a run; None if it cannot start."""
         workdir = tempfile.mkdtemp(prefix="mcp-exec-")
         made: list[int] = []
         door: _Door | None = None
@@ -624,7 +666,7 @@ class CodeExecutor:
                 made += os.pipe()
             out_r, out_w, err_r, err_w, rep_r, rep_w, ready_r, ready_w = made
             argv = bwrap_command(
-                self._bwrap or "bwrap", [sys.executable, "-I", "-S", "-c", STARTER], workdir,
+                self._bwrap or "bwrap", list(STARTER), workdir,
                 allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None,
                 read_only=self._read_only_paths(), info_fd=3,
             )
@@ -633,7 +675,6 @@ class CodeExecutor:
             for fd in (out_w, err_w, rep_w, ready_w):
                 os.close(fd)
                 made.remove(fd)
-            prepared = _Prepared(server, run_id, workdir, door, out_r, err_r, rep_r, ready_r)
         except OSError:
             if door is not None:
                 door.close()
@@ -643,12 +684,8 @@ class CodeExecutor:
                 except OSError:
                     pass
             shutil.rmtree(workdir, ignore_errors=True)
-            return
-        with self._ready_lock:
-            if self._ready[0] is None:
-                self._ready[0] = prepared
-                return
-        prepared.discard()
+            return None
+        return _Prepared(server, run_id, workdir, door, out_r, err_r, rep_r, ready_r)
 
     def _serve(self, server: Any, run_id: int, lang: str, timeout: float, cap: int, out_r: int, err_r: int, rep_r: int, door: _Door, t_call: float) -> ExecutionResult:
         """The run's event loop: output, the exit report, the IPC door, and the deadline."""

@@ -27,16 +27,18 @@ Every run is started by the **fork server**, one small ``python -I -S`` process 
 (Linux; elsewhere :class:`DirectSpawner` starts ``"process"`` runs from the agent). It exists for the
 memory figure: the kernel's peak resident size of a child (``ru_maxrss``) includes the size of the
 parent it was forked from, so a sandbox started straight from a large agent would report the agent's
-size; started from the fork server it reports the code's own peak (about 8-10 MiB, the size of the
-fork server or of the starter below, is the floor). The fork server is a child subreaper, so the
+size; started from the fork server it reports the code's own peak (a run started fresh has the fork
+server's size, about 8-10 MiB, as its floor; in a sandbox set up ahead the waiting shell is far
+smaller than any interpreter). The fork server is a child subreaper, so the
 sandbox's init, whose ``ru_maxrss`` holds the code's, is reaped there too. It measures each run
 where it happens, from its start to the reaping of its exit, and reports the wait status and
 ``ru_maxrss``. When the agent runs as root it also holds a ``pids`` cgroup ready for the next run.
 
 So that a run does not wait for its sandbox, :class:`~.executor.CodeExecutor` asks for the next
-run's sandbox when a run ends (:meth:`ForkServer.prepare`): bubblewrap sets it up and starts
-:data:`STARTER` in it, which waits; :meth:`ForkServer.go` hands the run (command, environment,
-limits) to the starter, which execs it. The run's time starts at the hand-over.
+run's sandbox as a run starts (:meth:`ForkServer.prepare`), so that it is set up on the other core
+while the code runs: bubblewrap sets it up and starts :data:`STARTER` (a shell) in it, which waits;
+:meth:`ForkServer.go` sets the run's limits on the starter and hands it the run (environment and
+command), which it execs. The run's time starts at the hand-over.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import resource
+import shlex
 import shutil
 import signal
 import select
@@ -57,7 +61,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-__all__ = ["DirectSpawner", "ForkServer", "ISOLATIONS", "Limits", "STARTER", "bwrap_command", "bwrap_path", "bwrap_problem", "default_isolation", "fork_server"]
+__all__ = ["DirectSpawner", "ForkServer", "ISOLATIONS", "Limits", "STARTER", "bwrap_command", "bwrap_path", "bwrap_problem", "default_isolation", "fork_server", "start_script"]
 
 ISOLATIONS = ("bwrap", "process")
 _log = logging.getLogger("mcp_exec_telemetry.sandbox")
@@ -254,34 +258,31 @@ def _find_pids_cgroup_root() -> str | None:
 # ---------------------------------------------------------------------------------------------
 # The starter: the command of a sandbox set up ahead of its run
 
-#: Runs inside a prepared sandbox (``python -I -S -c STARTER``): waits for the run on fd 4 (JSON:
-#: argv, environment, rlimits), applies the limits to itself and execs the command, which keeps its
-#: pid; its peak memory before the exec (about 8 MiB) is the floor of the run's figure.
-STARTER = r"""
-import json, os, resource
-try:
-    os.write(5, b"r")  # up and waiting
-    os.close(5)
-except OSError:
-    pass
-data = b""
-while True:
-    chunk = os.read(4, 1 << 16)
-    if not chunk:
-        break
-    data += chunk
-os.close(4)
-if not data:
-    os._exit(0)
-argv, env, rlimits = json.loads(data)
-try:
-    for res, soft, hard in rlimits:
-        resource.setrlimit(res, (soft, hard))
-    os.execve(argv[0], argv, env)
-except BaseException as exc:
-    os.write(2, ("mcp-exec: cannot start %s: %s\n" % (argv[0], exc)).encode("utf-8", "replace"))
-os._exit(127)
-"""
+#: The command of a prepared sandbox: a POSIX shell (milliseconds to start, where a second Python
+#: interpreter would cost as much as the code's own start) that says it is up on fd 5, then reads the
+#: run from fd 4 and runs it: a script of :func:`start_script` that sets the environment and execs
+#: the command, which keeps the starter's pid. The fork server has set the run's limits on the
+#: starter by then (``prlimit``), so the command inherits them; nothing in the sandbox chooses them.
+#: An empty script (a sandbox discarded unused) ends the starter.
+STARTER = ("/bin/sh", "-c", "printf r >&5; exec 5>&-; . /dev/fd/4")
+
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_ENV_COMMAND = "/usr/bin/env"
+
+
+def start_script(argv: Sequence[str], env: dict[str, str]) -> str:
+    """The shell script :data:`STARTER` runs: exactly ``env`` (nothing of the starter's own), then an
+    exec of ``argv`` with fd 4 closed. Every word is quoted with :func:`shlex.quote`."""
+    command = " ".join(shlex.quote(arg) for arg in argv)
+    if all(_SHELL_NAME.match(name) for name in env):
+        lines = ["unset PATH PWD OLDPWD"]
+        lines += [f"{name}={shlex.quote(value)}; export {name}" for name, value in env.items()]
+        lines.append(f"exec {command} 4<&-")
+    else:  # names a shell cannot export (``a.b``): env(1) sets them
+        pairs = " ".join(shlex.quote(f"{name}={value}") for name, value in env.items())
+        lines = [f"exec {_ENV_COMMAND} -i {pairs} {command} 4<&-"]
+    return "\n".join(lines) + "\n"
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,6 +299,8 @@ os._exit(127)
 # taken. When the agent goes away (EOF), everything is killed.
 _SERVER = r"""
 import ctypes, fcntl, json, os, re, resource, select, signal, socket, sys, time
+def shlex_quote(text):
+    return "'" + text.replace("'", "'\"'\"'") + "'"
 try:  # PR_SET_CHILD_SUBREAPER: a sandbox's init, orphaned when bubblewrap exits, comes back here
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
 except Exception:
@@ -495,13 +498,37 @@ def read_info(fd, run):
     found = re.search(rb'"child-pid":\s*(\d+)', run["info"])
     if found and run["inner"] is None:
         run["inner"] = int(found.group(1))
-def go(run, start, pids):
-    # Start a prepared sandbox: its pids limit, then the run (command, environment, limits) to the
-    # starter waiting inside on fd 4, which applies the limits and execs the command.
+def starter_pid(run):
+    # The starter: the one child of the sandbox's init (bubblewrap's info names the init; it was
+    # written before the starter said it was up, so it is read here if the loop has not yet).
+    if run["inner"] is None:
+        for info_fd, (kind, r) in list(fds.items()):
+            if r is run and kind == "info":
+                read_info(info_fd, run)
+    if run["inner"] is None:
+        return None
+    try:
+        with open("/proc/%d/task/%d/children" % (run["inner"], run["inner"])) as f:
+            found = f.read().split()
+    except OSError:
+        return None
+    return int(found[0]) if len(found) == 1 else None
+def go(run, start, pids, rlimits):
+    # Start a prepared sandbox: its pids limit, the run's rlimits set on the starter from here,
+    # then the run's script to the starter waiting inside on fd 4, which execs the command. A limit
+    # that cannot be set fails the run: the code never runs without the limits it was given.
     if run["cg"] and pids:
         try:
             with open(os.path.join(run["cg"], "pids.max"), "w") as f: f.write(str(pids))
         except OSError: pass
+    pid = starter_pid(run)
+    try:
+        if pid is None:
+            raise OSError("the sandbox's starter is not there")
+        for res, soft, hard in rlimits:
+            resource.prlimit(pid, res, (soft, hard))
+    except (OSError, ValueError) as exc:
+        start = "echo %s >&2; exit 127\n" % shlex_quote("mcp-exec: cannot set the run's limits: %s" % exc)
     run["t0"] = time.perf_counter()
     try: os.write(run["block"], start.encode("utf-8", "surrogatepass"))
     except OSError: pass
@@ -580,7 +607,7 @@ while True:
         if req["op"] in ("spawn", "prepare") and len(passed) in (3, 4):
             spawn(req, passed)
         elif req["op"] == "go" and req["id"] in runs and runs[req["id"]]["block"] >= 0:
-            go(runs[req["id"]], req["start"], req.get("pids"))
+            go(runs[req["id"]], req["start"], req.get("pids"), req.get("rlimits") or [])
         elif req["op"] == "kill" and req["id"] in runs:
             kill_run(runs[req["id"]])
         else:
@@ -626,8 +653,7 @@ class ForkServer:
 
     def prepare(self, argv: Sequence[str], env: dict[str, str], cwd: str, fds: tuple[int, int, int, int], pids: int | None = None) -> int:
         """Start bubblewrap ``argv`` (with ``--info-fd 3``) whose command is :data:`STARTER` reading
-        fd 4: the sandbox is set up, and the starter's interpreter started, ahead of the run that
-        will use it; :meth:`go` hands it the run. ``fds``: stdout, stderr, report, and a pipe the
+        fd 4: the sandbox is set up, and the starter started, ahead of the run that will use it; :meth:`go` hands it the run. ``fds``: stdout, stderr, report, and a pipe the
         starter writes one byte to once it waits."""
         with self.lock:
             self.next_id += 1
@@ -637,11 +663,11 @@ class ForkServer:
         return run_id
 
     def go(self, run_id: int, argv: Sequence[str], env: dict[str, str], rlimits: list[tuple[int, int, int]], pids: int | None = None) -> None:
-        """Start a prepared run: :data:`STARTER` applies ``rlimits`` and execs ``argv`` with ``env``.
-        Its time is measured from here."""
-        start = json.dumps([list(argv), env, rlimits])
+        """Start a prepared run: the fork server sets ``rlimits`` on the :data:`STARTER`, which then
+        execs ``argv`` with ``env``. Its time is measured from here."""
+        start = start_script(argv, env)
         with self.lock:
-            self.sock.send(json.dumps({"op": "go", "id": run_id, "start": start, "pids": pids}).encode("utf-8", "surrogatepass"))
+            self.sock.send(json.dumps({"op": "go", "id": run_id, "start": start, "pids": pids, "rlimits": rlimits}).encode("utf-8", "surrogatepass"))
 
     def kill(self, run_id: int, inner: bool = False) -> None:
         """SIGKILL the run's process group; with ``inner``, the children of its first process first."""
