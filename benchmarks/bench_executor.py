@@ -124,9 +124,9 @@ def report(results: list[dict[str, object]], elapsed_s: float, quick: bool, n: i
         "Python starter used before cost as much as the code's own start and was often not ready back",
         "to back, 1.5-1.6x). The run then costs the hand-over (limits set on the waiting shell, the",
         "environment, the exec) and the wake-ups between the agent, the fork server and the sandbox.",
-        "The code itself starts a little slower inside the namespaces, and node under the executor",
-        "carries `--max-old-space-size` and the data-segment limit. On this shared machine the ratios",
-        "move by about 0.1-0.2 between runs of the benchmark.",
+        "The code itself starts a little slower behind the hand-over and the sandbox's exit relays. Node",
+        "gets no V8 heap flag (the data-segment limit holds its heap), which would cost about a quarter of",
+        "its start-up. On this shared machine the ratios move by about 0.1 between runs of the benchmark.",
     ]
     return "\n".join(lines) + "\n"
 
