@@ -480,6 +480,20 @@ def test_a_sandbox_set_up_ahead_passes_any_environment_exactly() -> None:
         assert sorted(set(env) - set(expected)) == ["HOME", "LANG", "MCP_EXEC_IPC", "PATH", "PWD", "PYTHONDONTWRITEBYTECODE", "PYTHONIOENCODING", "TMPDIR"]
 
 
+@pytest.mark.parametrize("isolation", ["bwrap", "process"])
+def test_a_runs_work_folder_is_removed_by_the_next_run_or_by_close(isolation: str) -> None:
+    if isolation == "bwrap":
+        _require_bwrap()
+    ex = CodeExecutor(isolation=isolation)
+    where = "import os; open('big', 'wb').write(bytes(1 << 20)); print(os.path.dirname(os.environ['MCP_EXEC_IPC']))"
+    first = ex.execute(where, "python3").stdout.strip()
+    assert os.path.isdir(first)  # nothing removed it on the caller's path
+    second = ex.execute("import time; time.sleep(0.3); " + where, "python3").stdout.strip()
+    assert second != first and not os.path.exists(first)  # removed while the second run's code ran
+    ex.close()
+    assert not os.path.exists(second)
+
+
 def test_the_next_runs_sandbox_is_set_up_while_this_runs_code_runs() -> None:
     _require_bwrap()
     ex = CodeExecutor(isolation="bwrap")

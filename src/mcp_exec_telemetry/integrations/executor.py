@@ -393,6 +393,21 @@ def _discard_prepared(box: list[_Prepared | None]) -> None:
         prepared.discard()
 
 
+def _remove_folders(folders: list[str]) -> None:
+    """Remove the work folders of ended runs (``list.pop`` is atomic: two removers never collide)."""
+    while folders:
+        try:
+            folder = folders.pop()
+        except IndexError:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _release(box: list[_Prepared | None], folders: list[str]) -> None:
+    _discard_prepared(box)
+    _remove_folders(folders)
+
+
 class CodeExecutor:
     """Runs code in a sandbox and reports each run through the execution step.
 
@@ -461,15 +476,19 @@ class CodeExecutor:
         self._ready: list[_Prepared | None] = [None]
         self._ready_lock = threading.Condition(threading.Lock())
         self._preparing = False
-        weakref.finalize(self, _discard_prepared, self._ready)
+        # Work folders of ended runs: removed by the next run's chore, while its code runs.
+        self._leftovers: list[str] = []
+        weakref.finalize(self, _release, self._ready, self._leftovers)
 
     def close(self) -> None:
-        """Discard the sandbox set up ahead for the next run (also done when the executor is collected).
+        """Discard the sandbox set up ahead for the next run and remove ended runs' work folders
+        (also done when the executor is collected or the interpreter exits).
 
         A later run still works; it sets up its own sandbox and one ahead again."""
         with self._ready_lock:
             self._ready_lock.wait_for(lambda: not self._preparing, _PREPARED_WAIT_S)
             _discard_prepared(self._ready)
+        _remove_folders(self._leftovers)
 
     def _forget_workers_after_fork(self) -> None:
         """In a child forked from the agent the pools' threads are gone: start new pools there."""
@@ -602,8 +621,7 @@ class CodeExecutor:
                 for fd in (out_w, err_w, rep_w):
                     os.close(fd)
                     fds.remove(fd)
-            if self._bwrap is not None:
-                self._prepare_in_background()  # on the other core while this run's code runs
+            self._chore(self._between_runs)  # while this run's code runs (when it cannot, the next run sets up its own)
             return self._serve(server, run_id, lang, timeout, cap, out_r, err_r, rep_r, door, t_call)
         finally:
             if door is not None:
@@ -613,17 +631,13 @@ class CodeExecutor:
                     os.close(fd)
                 except OSError:
                     pass
-            if not self._chore(self._after_run, workdir):  # off the caller's path when it can be
-                self._after_run(workdir)
+            self._leftovers.append(workdir)  # removed off the caller's path, by the next run's chore
 
-    def _after_run(self, workdir: str) -> None:
-        """Remove a run's folder; set up the next sandbox if the one asked for at the run's start failed."""
-        shutil.rmtree(workdir, ignore_errors=True)
+    def _between_runs(self) -> None:
+        """The chore of a run that has started: remove ended runs' folders, set up the next sandbox."""
+        _remove_folders(self._leftovers)
         if self._bwrap is not None:
             self._prepare_next()
-
-    def _prepare_in_background(self) -> None:
-        self._chore(self._prepare_next)  # when it cannot, the next run sets up its own sandbox
 
     def _take_prepared(self) -> _Prepared | None:
         """The sandbox set up ahead for this run, waiting (bounded) for one still being set up."""
