@@ -229,6 +229,29 @@ def test_an_empty_session_after_the_first_takes_about_a_millisecond() -> None:
     assert min(medians) < 0.010, medians
 
 
+def test_later_sessions_reuse_resource_detection_and_the_detector_but_see_a_changed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resource detection (a thread pool per call in the SDK) and the PII detector's tables are built
+    once per process and set of inputs, not per session; a changed OTEL_RESOURCE_ATTRIBUTES is seen."""
+    from opentelemetry.sdk.resources import Resource
+
+    calls = []
+    create = Resource.create
+    monkeypatch.setattr(Resource, "create", staticmethod(lambda *a, **k: calls.append(1) or create(*a, **k)))
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=stage")
+    sessions = []
+    for _ in range(4):
+        with observe(history=False, service_name="reuse-test") as tel:
+            sessions.append(tel)
+    assert len(calls) == 1
+    assert {t.resource.attributes["deployment.environment.name"] for t in sessions} == {"stage"}
+    assert len({id(t._scrubber._scrubber.detector) for t in sessions}) == 1  # type: ignore[union-attr]
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=prod")
+    with observe(history=False, service_name="reuse-test") as tel:
+        pass
+    assert len(calls) == 2
+    assert tel.resource.attributes["deployment.environment.name"] == "prod"
+
+
 def _median_run(code: str, runs: int = 5) -> float:
     times = []
     for _ in range(runs):

@@ -67,14 +67,30 @@ def _redactions_callback(scrubber: "TelemetryScrubber") -> Any:
     return observe_redactions
 
 
+_RESOURCE_ENV = ("OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME", "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS")
+_resources: dict[tuple[Any, ...], Resource] = {}
+
+
 def _resource(cfg: TelemetryConfig) -> Resource:
+    """The session's resource; the same object for the process's later sessions with the same inputs.
+
+    ``Resource.create`` runs its detectors on a thread pool of its own at every call (two threads
+    started and joined), which would otherwise be the largest part of an empty session's cost.
+    """
     attrs: dict[str, Any] = {"telemetry.distro.name": "mcp-exec-telemetry", "telemetry.distro.version": __version__}
     attrs.update(cfg.resource_attributes)
     if cfg.service_name:
         attrs["service.name"] = cfg.service_name
+    key = (os.getpid(), repr(sorted(attrs.items())), *(os.environ.get(name) for name in _RESOURCE_ENV))
+    cached = _resources.get(key)
+    if cached is not None:
+        return cached
     resource = Resource.create(attrs)
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
+    if len(_resources) >= 16:
+        _resources.clear()
+    _resources[key] = resource
     return resource
 
 

@@ -1010,7 +1010,8 @@ class PiiDetector:
             for i, r in enumerate(rules)
         )
         scanned = [r for r in rules if not r.needle and not r.anchored and not r.word_before]
-        self._first = _first_char_table([r if r in scanned else dataclasses.replace(r, first="") for r in rules])
+        in_scan = {id(r) for r in scanned}  # by identity: comparing rules field by field is quadratic
+        self._first = _first_char_table([r if id(r) in in_scan else dataclasses.replace(r, first="") for r in rules])
         self._anchored = tuple(self._compiled[i] for i, r in enumerate(rules) if r.anchored)
         self._worded = tuple((r.word_before[0], frozenset(_expand_class(r.word_before[1])), self._compiled[i])
                              for i, r in enumerate(rules) if r.word_before)

@@ -7,6 +7,7 @@ tool names, durations, byte counts) are left alone by the detector's rules.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import Counter
@@ -20,6 +21,13 @@ __all__ = ["Scrubber", "redaction_marker"]
 def redaction_marker(pii_type: str) -> str:
     """What replaces a value of ``pii_type``: ``[REDACTED:<type>]``."""
     return f"[REDACTED:{pii_type}]"
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_detector(allow: frozenset[str]) -> PiiDetector:
+    """One detector per allow-list for every session of the process: detectors are immutable,
+    and building one (the combined scan and its tables) is most of an empty session's cost."""
+    return PiiDetector(allow=allow)
 
 
 class Scrubber:
@@ -37,7 +45,7 @@ class Scrubber:
     ) -> None:
         allow = frozenset(allow)
         if detector is None:
-            detector = PiiDetector(extra_patterns=extra_patterns, allow=allow)
+            detector = PiiDetector(extra_patterns=extra_patterns, allow=allow) if extra_patterns else _shared_detector(allow)
         elif extra_patterns:
             raise ValueError("give extra_patterns to the PiiDetector you pass, not to the Scrubber")
         self._detector = detector
