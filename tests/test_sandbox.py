@@ -316,6 +316,47 @@ def test_node_buffer_alloc_past_the_memory_limit_fails(ex: CodeExecutor) -> None
     assert free.stdout == f"allocated {600 * MIB}\n", free.stderr
 
 
+# Four processes, each under the per-process limit (120 of 200 MiB), together well past it.
+SPLIT_ALLOCATION = """
+import os
+pids = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(120 << 20)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        os._exit(0)
+    pids.append(pid)
+block = bytearray(120 << 20)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+statuses = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
+print(statuses)
+raise SystemExit(1 if any(statuses) else 0)
+"""
+
+
+@pytest.mark.parametrize("isolation", ["bwrap", "process"])
+def test_memory_split_across_processes_is_bounded_where_a_memory_cgroup_is_available(isolation: str) -> None:
+    """RLIMIT_DATA holds one process at a time; the run's memory cgroup (root) holds them together."""
+    if isolation == "bwrap":
+        _require_bwrap()
+    if not any("/memory" in root or os.path.exists(os.path.join(root, "memory.max")) for root in sandbox.fork_server().cgroups):
+        pytest.skip("no writable memory cgroup here (the agent is not root, or the hierarchy is read-only)")
+    ex = CodeExecutor(isolation=isolation)
+    try:
+        ex.execute("pass", "python3")  # the next run uses a sandbox set up ahead (limits set at hand-over)
+        bounded = ex.execute(SPLIT_ALLOCATION, "python3", memory_limit_mb=200, timeout_s=30)
+        free = ex.execute(SPLIT_ALLOCATION, "python3", memory_limit_mb=0, timeout_s=30)
+    finally:
+        ex.close()
+    assert bounded.exit_reason == "memory", (bounded.exit_code, bounded.stdout, bounded.stderr)
+    # The kernel killed one of them: the code itself (-9), or a child it saw die.
+    assert bounded.exit_code == -9 or (bounded.exit_code == 1 and "-9" in bounded.stdout), (bounded.exit_code, bounded.stdout)
+    assert (free.exit_code, free.exit_reason, free.stdout) == (0, "exit", "[0, 0, 0]\n"), free.stderr
+
+
 def test_python_memory_limit_is_reported(ex: CodeExecutor) -> None:
     result = ex.execute("block = bytearray(400 << 20)", "python3", memory_limit_mb=200)
     assert (result.exit_code, result.exit_reason) == (1, "memory")

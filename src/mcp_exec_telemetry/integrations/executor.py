@@ -603,7 +603,7 @@ class CodeExecutor:
             if prepared is not None:
                 server = prepared.server
                 run_id = prepared.run_id
-                server.go(run_id, argv, child_env, limits.rlimits(), limits.processes)
+                server.go(run_id, argv, child_env, limits.rlimits(), limits.processes, memory_bytes=limits.memory_bytes)
                 out_r, err_r, rep_r = prepared.out_r, prepared.err_r, prepared.rep_r
             else:
                 if self._bwrap is not None:
@@ -615,7 +615,7 @@ class CodeExecutor:
                 rep_r, rep_w = os.pipe()
                 fds += [rep_r, rep_w]
                 try:
-                    run_id = server.spawn(argv, child_env, workdir, limits.rlimits(), (out_w, err_w, rep_w), pids=limits.processes, info=self._bwrap is not None)
+                    run_id = server.spawn(argv, child_env, workdir, limits.rlimits(), (out_w, err_w, rep_w), pids=limits.processes, info=self._bwrap is not None, memory_bytes=limits.memory_bytes)
                 except OSError as exc:
                     return self._failed(lang, f"mcp-exec: cannot start the code: {exc}\n", t_call)
                 for fd in (out_w, err_w, rep_w):
@@ -790,7 +790,7 @@ class CodeExecutor:
             output_truncated=out.truncated or err.truncated,
             result_size_bytes=len(out.data),
             tool_calls=door.calls,
-            exit_reason=_exit_reason(exit_code, timed_out, stderr, report is None, self._bwrap is not None),
+            exit_reason="memory" if report is not None and report.get("oom") and not timed_out else _exit_reason(exit_code, timed_out, stderr, report is None, self._bwrap is not None),
             overhead_ms=max(0.0, total_ms - duration_ms),
             isolation=self.isolation,
         )

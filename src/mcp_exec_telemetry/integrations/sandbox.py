@@ -20,8 +20,10 @@ Resource limits are the kernel's ``setrlimit`` limits, set just before the exec 
 the bubblewrap that runs it) and inherited by everything it starts: data segment (``RLIMIT_DATA``, which counts every private writable
 mapping, so node's ``Buffer`` allocations and V8's heap are held too, unlike ``RLIMIT_AS`` which V8's
 reservations make useless), CPU seconds, file size, and process count (``RLIMIT_NPROC``). The kernel
-does not apply ``RLIMIT_NPROC`` to root; when the agent runs as root and a ``pids`` cgroup is
-writable, the run gets a cgroup of its own whose ``pids.max`` holds instead.
+does not apply ``RLIMIT_NPROC`` to root, and ``RLIMIT_DATA`` holds each process apart; when the
+agent runs as root and the ``pids`` and ``memory`` cgroup hierarchies are writable (v1 or v2), the run
+gets cgroups of its own whose ``pids.max`` and memory limit hold all its processes together (a
+process the kernel kills for the memory limit makes the run's ``exit_reason`` ``memory``).
 
 Every run is started by the **fork server**, one small ``python -I -S`` process per agent process
 (Linux; elsewhere :class:`DirectSpawner` starts ``"process"`` runs from the agent). It exists for the
@@ -77,7 +79,9 @@ _RLIMIT_NPROC = resource.RLIMIT_NPROC
 class Limits:
     """Resource limits of one run; ``0`` or ``None`` turns a limit off.
 
-    ``memory_mb`` bounds the data segment (heap, ``mmap``-ed buffers) of each process; ``cpu_time_s``
+    ``memory_mb`` bounds the data segment (heap, ``mmap``-ed buffers) of each process and, where the
+    agent runs as root with a writable memory cgroup, the memory of all the run's processes together
+    (the kernel kills one when they pass it; ``exit_reason`` says ``memory``); ``cpu_time_s``
     the CPU seconds of each process (``SIGXCPU`` when passed); ``file_size_mb`` the size of any file
     written (``EFBIG``/``SIGXFSZ``); ``processes`` the number of processes (and threads) at once.
     """
@@ -86,6 +90,11 @@ class Limits:
     cpu_time_s: float | None = None
     file_size_mb: int | None = 64
     processes: int | None = 64
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """The memory limit in bytes (for a cgroup), or None."""
+        return self.memory_mb << 20 if self.memory_mb else None
 
     def rlimits(self) -> list[tuple[int, int, int]]:
         out = [(_RLIMIT_CORE, 0, 0)]
@@ -201,58 +210,83 @@ def default_isolation() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# cgroups (process count for root, where the kernel ignores RLIMIT_NPROC)
+# cgroups (for root: the process count, where the kernel ignores RLIMIT_NPROC, and the memory of
+# all the run's processes together, which RLIMIT_DATA bounds only one process at a time)
+
+_CONTROLLERS = ("pids", "memory")
 
 
-def _find_pids_cgroup_root() -> str | None:
-    """A folder for this agent process's run cgroups in a writable ``pids`` hierarchy, or None.
+def _find_cgroup_roots() -> list[str]:
+    """Folders for this agent process's run cgroups, one per writable hierarchy that holds the
+    ``pids`` or ``memory`` controller (one folder for both under cgroup v2), or none.
 
-    Only for root (everyone else gets ``RLIMIT_NPROC``). Folders left by agent processes that are
-    gone are removed on the way.
+    Only for root (everyone else gets ``RLIMIT_NPROC`` and ``RLIMIT_DATA`` alone). Folders left by
+    agent processes that are gone are removed on the way.
     """
     if os.geteuid() != 0:
-        return None
-    candidates = []
+        return []
+    v1: dict[str, str] = {}
+    v2: list[str] = []
     try:
         with open("/proc/self/mountinfo") as f:
             for line in f:
                 parts = line.split()
                 fstype = parts[parts.index("-") + 1]
-                if fstype == "cgroup" and "pids" in parts[-1].split(","):
-                    candidates.append((parts[4], "v1"))
+                if fstype == "cgroup":
+                    for controller in _CONTROLLERS:
+                        if controller in parts[-1].split(","):
+                            v1.setdefault(controller, parts[4])
                 elif fstype == "cgroup2":
-                    candidates.append((parts[4], "v2"))
+                    v2.append(parts[4])
     except (OSError, ValueError, IndexError):
-        return None
-    for mount, version in sorted(candidates, key=lambda c: c[1]):
-        try:
-            if version == "v2":
+        return []
+    roots: list[str] = []
+    for mount in dict.fromkeys(v1.values()):
+        root = _make_root(mount, None)
+        if root is not None:
+            roots.append(root)
+    if not roots:
+        for mount in v2:
+            try:
                 with open(os.path.join(mount, "cgroup.controllers")) as f:
-                    if "pids" not in f.read().split():
-                        continue
+                    wanted = [c for c in _CONTROLLERS if c in f.read().split()]
+            except OSError:
+                continue
+            root = _make_root(mount, wanted) if wanted else None
+            if root is not None:
+                roots.append(root)
+                break
+    return roots
+
+
+def _make_root(mount: str, v2_controllers: list[str] | None) -> str | None:
+    """``mount``/mcp-exec-<pid>, with ``v2_controllers`` enabled for its children under cgroup v2."""
+    try:
+        if v2_controllers is not None:
+            for controller in v2_controllers:
                 with open(os.path.join(mount, "cgroup.subtree_control"), "w") as f:
-                    f.write("+pids")
-            for name in os.listdir(mount):  # leftovers of agent processes that are gone
-                if name.startswith("mcp-exec-") and name[9:].isdigit() and not os.path.exists(f"/proc/{name[9:]}"):
-                    for sub in os.listdir(os.path.join(mount, name)):
-                        if sub.startswith("run-"):
-                            try:
-                                os.rmdir(os.path.join(mount, name, sub))
-                            except OSError:
-                                pass
-                    try:
-                        os.rmdir(os.path.join(mount, name))
-                    except OSError:
-                        pass
-            root = os.path.join(mount, f"mcp-exec-{os.getpid()}")
-            os.makedirs(root, exist_ok=True)
-            if version == "v2":
+                    f.write("+" + controller)
+        for name in os.listdir(mount):  # leftovers of agent processes that are gone
+            if name.startswith("mcp-exec-") and name[9:].isdigit() and not os.path.exists(f"/proc/{name[9:]}"):
+                for sub in os.listdir(os.path.join(mount, name)):
+                    if sub.startswith("run-"):
+                        try:
+                            os.rmdir(os.path.join(mount, name, sub))
+                        except OSError:
+                            pass
+                try:
+                    os.rmdir(os.path.join(mount, name))
+                except OSError:
+                    pass
+        root = os.path.join(mount, f"mcp-exec-{os.getpid()}")
+        os.makedirs(root, exist_ok=True)
+        if v2_controllers is not None:
+            for controller in v2_controllers:
                 with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
-                    f.write("+pids")
-            return root
-        except OSError:
-            continue
-    return None
+                    f.write("+" + controller)
+        return root
+    except OSError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,7 +340,43 @@ try:  # PR_SET_CHILD_SUBREAPER: a sandbox's init, orphaned when bubblewrap exits
 except Exception:
     pass
 ctl = socket.socket(fileno=int(sys.argv[1]))
-CGROOT = sys.argv[2] if len(sys.argv) > 2 else ""
+CGROOTS = [r for r in (sys.argv[2] if len(sys.argv) > 2 else "").split("\n") if r]
+def new_cgroups():
+    # One folder per hierarchy for the next run (none when the agent is not root).
+    global spares
+    spares += 1
+    made = []
+    for root in CGROOTS:
+        cg = os.path.join(root, "run-%d" % spares)
+        try:
+            os.mkdir(cg)
+            made.append(cg)
+        except OSError:
+            pass
+    return made
+def join_cgroups(cgs):
+    for cg in cgs:
+        with open(os.path.join(cg, "cgroup.procs"), "w") as f: f.write("0")
+def set_limits(cgs, pids, mem):
+    # pids.max (v1 and v2); memory.max (v2) or memory.limit_in_bytes (v1); no limit: "max" / -1.
+    for cg in cgs:
+        for name, value in (("pids.max", str(pids) if pids else "max"), ("memory.max", str(mem) if mem else "max"), ("memory.limit_in_bytes", str(mem) if mem else "-1")):
+            path = os.path.join(cg, name)
+            if os.path.exists(path):
+                with open(path, "w") as f: f.write(value)
+def oom_killed(cgs):
+    # Whether the kernel killed a process of the run for its cgroup's memory limit.
+    for cg in cgs:
+        for name in ("memory.events", "memory.oom_control"):
+            try:
+                with open(os.path.join(cg, name)) as f:
+                    for line in f:
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill" and int(value) > 0:
+                            return True
+            except (OSError, ValueError):
+                pass
+    return False
 poll = select.epoll()
 poll.register(ctl.fileno(), select.EPOLLIN)
 runs = {}   # run id -> run
@@ -346,27 +416,27 @@ def make_spare():
     # A child forked ahead of time into a fresh pids cgroup of its own: moving a process between
     # cgroups waits for an RCU grace period (milliseconds), so it is done while the previous run
     # runs, not when the next one is asked for.
-    global spares
-    if not CGROOT or len(pool) >= 2:
+    if not CGROOTS or len(pool) >= 2:
         return
-    spares += 1
-    cg = os.path.join(CGROOT, "run-%d" % spares)
+    cgs = new_cgroups()
+    if not cgs:
+        return
     try:
-        os.mkdir(cg)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     except OSError:
+        stale.extend(cgs)
         return
     try:
         pid = os.fork()
     except OSError:
-        ours.close(); theirs.close(); stale.append(cg)
+        ours.close(); theirs.close(); stale.extend(cgs)
         return
     if pid == 0:
         try:
             keep = theirs.fileno()
             os.closerange(3, keep); os.closerange(keep + 1, 1 << 20)
             os.setsid()
-            with open(os.path.join(cg, "cgroup.procs"), "w") as f: f.write("0")
+            join_cgroups(cgs)
             msg, got, _, _ = socket.recv_fds(theirs, 1 << 20, 5)
             if not msg:
                 os._exit(0)
@@ -379,33 +449,31 @@ def make_spare():
         block_r = rest.pop(0) if req.get("block") else -1
         exec_child(req, got[0], got[1], info_w, block_r, rest.pop(0) if rest else -1)
     theirs.close()
-    pool.append({"pid": pid, "sock": ours, "cg": cg})
+    pool.append({"pid": pid, "sock": ours, "cg": cgs})
     make_spare()
 def spawn(req, passed):
-    global spares
     out, err, rep = passed[:3]
     ready_w = passed[3] if len(passed) > 3 else -1
     info_r, info_w = os.pipe() if req.get("info") else (-1, -1)
     block_r, block_w = os.pipe() if req.get("block") else (-1, -1)
     t0 = None if req.get("block") else time.perf_counter()
-    pid, cg = None, None
-    if pool and req.get("pids"):
+    pid, cg = None, []
+    if pool:
         use = pool.pop(0)
         try:
-            with open(os.path.join(use["cg"], "pids.max"), "w") as f: f.write(str(req["pids"]))
+            set_limits(use["cg"], req.get("pids"), req.get("mem"))
             socket.send_fds(use["sock"], [json.dumps(req).encode()], [f for f in (out, err, info_w, block_r, ready_w) if f >= 0])
             pid, cg = use["pid"], use["cg"]
         except OSError:
-            kill(use["pid"]); stale.append(use["cg"])
+            kill(use["pid"]); stale.extend(use["cg"])
         use["sock"].close()
-    if pid is None and CGROOT and req.get("pids"):
-        spares += 1
-        cg = os.path.join(CGROOT, "run-%d" % spares)
+    if pid is None and CGROOTS:
+        cg = new_cgroups()
         try:
-            os.mkdir(cg)
-            with open(os.path.join(cg, "pids.max"), "w") as f: f.write(str(req["pids"]))
+            set_limits(cg, req.get("pids"), req.get("mem"))
         except OSError:
-            cg = None
+            stale.extend(cg)
+            cg = []
     if pid is None:
         try:
             pid = os.fork()
@@ -417,8 +485,7 @@ def spawn(req, passed):
         if pid == 0:
             try:
                 os.setsid()
-                if cg:  # no spare ready: join the run's cgroup here, slower but the limit holds
-                    with open(os.path.join(cg, "cgroup.procs"), "w") as f: f.write("0")
+                join_cgroups(cg)  # no spare ready: join the run's cgroups here, slower but the limits hold
             except BaseException:
                 os._exit(127)
             exec_child(req, out, err, info_w, block_r, ready_w)
@@ -452,11 +519,12 @@ def finish(run):
     if not started:
         os.close(run["block"])
     duration = (run["t1"] - run["t0"]) * 1000.0 if run["t0"] is not None and run.get("t1") else 0.0
-    try: os.write(run["rep"], json.dumps({"status": run.get("status", 0), "maxrss_kb": run["maxrss"], "duration_ms": duration, "started": started}).encode() + b"\n")
+    oom = bool(run["cg"]) and started and oom_killed(run["cg"])
+    try: os.write(run["rep"], json.dumps({"status": run.get("status", 0), "maxrss_kb": run["maxrss"], "duration_ms": duration, "started": started, "oom": oom}).encode() + b"\n")
     except OSError: pass
     os.close(run["rep"])
     if run["cg"]:
-        stale.append(run["cg"])
+        stale.extend(run["cg"])
         remove_cgroups()
     # The next spare joins its cgroup now, between runs: the move blocks every fork and thread
     # start on the machine for an RCU grace period, which must not land on a run's start-up.
@@ -513,16 +581,13 @@ def starter_pid(run):
     except OSError:
         return None
     return int(found[0]) if len(found) == 1 else None
-def go(run, start, pids, rlimits):
-    # Start a prepared sandbox: its pids limit, the run's rlimits set on the starter from here,
-    # then the run's script to the starter waiting inside on fd 4, which execs the command. A limit
-    # that cannot be set fails the run: the code never runs without the limits it was given.
-    if run["cg"] and pids:
-        try:
-            with open(os.path.join(run["cg"], "pids.max"), "w") as f: f.write(str(pids))
-        except OSError: pass
+def go(run, start, pids, mem, rlimits):
+    # Start a prepared sandbox: its cgroup limits and the run's rlimits set on the starter from
+    # here, then the run's script to the starter waiting inside on fd 4, which execs the command. A
+    # limit that cannot be set fails the run: the code never runs without the limits it was given.
     pid = starter_pid(run)
     try:
+        set_limits(run["cg"], pids, mem)
         if pid is None:
             raise OSError("the sandbox's starter is not there")
         for res, soft, hard in rlimits:
@@ -588,9 +653,9 @@ while True:
             for run in list(runs.values()):
                 kill(run["pid"])
                 if run["inner"]: kill(run["inner"])
-                if run["cg"]: stale.append(run["cg"])
+                stale.extend(run["cg"])
             for use in pool:
-                kill(use["pid"]); stale.append(use["cg"])
+                kill(use["pid"]); stale.extend(use["cg"])
             end = time.monotonic() + 2
             while time.monotonic() < end:
                 try:
@@ -598,8 +663,8 @@ while True:
                 except ChildProcessError:
                     break
             remove_cgroups()
-            if CGROOT:
-                try: os.rmdir(CGROOT)
+            for root in CGROOTS:
+                try: os.rmdir(root)
                 except OSError: pass
             sys.exit(0)
         for f in passed: os.set_inheritable(f, False)
@@ -607,7 +672,7 @@ while True:
         if req["op"] in ("spawn", "prepare") and len(passed) in (3, 4):
             spawn(req, passed)
         elif req["op"] == "go" and req["id"] in runs and runs[req["id"]]["block"] >= 0:
-            go(runs[req["id"]], req["start"], req.get("pids"), req.get("rlimits") or [])
+            go(runs[req["id"]], req["start"], req.get("pids"), req.get("mem"), req.get("rlimits") or [])
         elif req["op"] == "kill" and req["id"] in runs:
             kill_run(runs[req["id"]])
         else:
@@ -620,10 +685,10 @@ class ForkServer:
 
     def __init__(self, python: str) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.pids_cgroups = _find_pids_cgroup_root()
+        self.cgroups = _find_cgroup_roots()
         try:
             self.proc = subprocess.Popen(
-                [python, "-I", "-S", "-c", _SERVER, str(theirs.fileno()), self.pids_cgroups or ""],
+                [python, "-I", "-S", "-c", _SERVER, str(theirs.fileno()), "\n".join(self.cgroups)],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -640,14 +705,15 @@ class ForkServer:
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.proc.poll() is None
 
-    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], pids: int | None = None, info: bool = False) -> int:
-        """Start ``argv`` with stdout, stderr and the report pipe ``fds``. ``pids``: a cgroup of its
-        own holding that many processes (where the fork server has a pids hierarchy); ``info``: the
-        command is bubblewrap with ``--info-fd 3``."""
+    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], pids: int | None = None, info: bool = False, memory_bytes: int | None = None) -> int:
+        """Start ``argv`` with stdout, stderr and the report pipe ``fds``. Where the fork server has
+        cgroup hierarchies (root), the run gets cgroups of its own holding ``pids`` processes and
+        ``memory_bytes`` of memory for all its processes together; ``info``: the command is
+        bubblewrap with ``--info-fd 3``."""
         with self.lock:
             self.next_id += 1
             run_id = self.next_id
-            msg = json.dumps({"op": "spawn", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": rlimits, "pids": pids, "info": info}).encode("utf-8", "surrogatepass")
+            msg = json.dumps({"op": "spawn", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": rlimits, "pids": pids, "mem": memory_bytes, "info": info}).encode("utf-8", "surrogatepass")
             socket.send_fds(self.sock, [msg], list(fds))
         return run_id
 
@@ -662,12 +728,12 @@ class ForkServer:
             socket.send_fds(self.sock, [msg], list(fds))
         return run_id
 
-    def go(self, run_id: int, argv: Sequence[str], env: dict[str, str], rlimits: list[tuple[int, int, int]], pids: int | None = None) -> None:
+    def go(self, run_id: int, argv: Sequence[str], env: dict[str, str], rlimits: list[tuple[int, int, int]], pids: int | None = None, memory_bytes: int | None = None) -> None:
         """Start a prepared run: the fork server sets ``rlimits`` on the :data:`STARTER`, which then
         execs ``argv`` with ``env``. Its time is measured from here."""
         start = start_script(argv, env)
         with self.lock:
-            self.sock.send(json.dumps({"op": "go", "id": run_id, "start": start, "pids": pids, "rlimits": rlimits}).encode("utf-8", "surrogatepass"))
+            self.sock.send(json.dumps({"op": "go", "id": run_id, "start": start, "pids": pids, "mem": memory_bytes, "rlimits": rlimits}).encode("utf-8", "surrogatepass"))
 
     def kill(self, run_id: int, inner: bool = False) -> None:
         """SIGKILL the run's process group; with ``inner``, the children of its first process first."""
@@ -705,7 +771,8 @@ class DirectSpawner:
     def alive(self) -> bool:
         return self.owner == os.getpid()
 
-    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], pids: int | None = None, info: bool = False) -> int:
+    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], pids: int | None = None, info: bool = False, memory_bytes: int | None = None) -> int:
+        """Start ``argv`` with its rlimits (no cgroups here: ``pids`` and ``memory_bytes`` are unused)."""
         out, err, rep = fds
 
         def limit() -> None:
