@@ -144,9 +144,9 @@ def test_the_gate_probes_only_an_explicit_host_and_port(endpoint: str, address: 
 # --- what gets imported ------------------------------------------------------------------------------
 
 
-def _modules_after(code: str) -> list[str]:
-    """The ``opentelemetry.sdk`` modules loaded after running ``code`` in a fresh interpreter."""
-    probe = code + "\nimport sys, json\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk'))))"
+def _modules_after(code: str, prefixes: tuple[str, ...] = ("opentelemetry.sdk",)) -> list[str]:
+    """The modules under ``prefixes`` loaded after running ``code`` in a fresh interpreter."""
+    probe = code + f"\nimport sys, json\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith({prefixes!r}))))"
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -155,6 +155,12 @@ def _modules_after(code: str) -> list[str]:
 def test_importing_the_package_root_loads_no_sdk_until_a_name_is_used() -> None:
     assert _modules_after("import mcp_exec_telemetry") == []
     assert "opentelemetry.sdk.metrics" in _modules_after("from mcp_exec_telemetry import observe")
+
+
+def test_the_cli_help_loads_only_what_it_shows() -> None:
+    """The dashboard, the time-series exports and urllib are imported by the commands that use them."""
+    code = "from mcp_exec_telemetry.cli import build_parser\nbuild_parser().format_help()"
+    assert _modules_after(code, ("mcp_exec_telemetry.dashboard", "mcp_exec_telemetry.timeseries", "urllib.request")) == []
 
 
 def test_the_package_root_still_exports_every_public_name() -> None:

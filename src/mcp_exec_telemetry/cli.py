@@ -29,9 +29,12 @@ import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from . import advisor, dashboard, history, timeseries
+from . import advisor, history
+
+if TYPE_CHECKING:
+    from . import timeseries
 from ._version import __version__
 
 PROG = "mcp-exec-telemetry"
@@ -250,8 +253,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(sel.summary, indent=2) + "\n")
     elif args.format == "csv":
+        from . import timeseries  # each command imports what only it needs: --help stays fast
+
         sys.stdout.write(timeseries.to_csv(sel.records()))
     else:
+        from . import timeseries
+
         sys.stdout.write(timeseries.to_line_protocol(sel.records(), namespace=args.namespace))
     return 0
 
@@ -263,6 +270,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     fancy = None if args.style == "auto" else args.style == "fancy"
     if fancy is False or (fancy is None and not sys.stdout.isatty()):
         subtitle = subtitle.replace("·", "-")
+    from . import dashboard
+
     text = dashboard.render(sel.summary, sel.previous, width=args.width, fancy=fancy, color=False if args.no_color else None, subtitle=subtitle)
     sys.stdout.write(text)
     return 0
@@ -361,6 +370,8 @@ def cmd_export_influx(args: argparse.Namespace) -> int:
     sel = _select(args)
     tags = dict(args.tag or [])
     records = sel.records()
+    from . import timeseries
+
     text = timeseries.to_line_protocol(records, namespace=args.namespace, tags=tags)
     try:
         writer = timeseries.InfluxWriter(args.url, args.database, retention_policy=args.retention_policy, username=args.username,
@@ -393,6 +404,8 @@ def _create_database(writer: timeseries.InfluxWriter) -> None:
     import urllib.error
     import urllib.parse
     import urllib.request
+
+    from . import timeseries
 
     name = writer.database.replace("\\", "\\\\").replace('"', '\\"')
     data = urllib.parse.urlencode({"q": f'CREATE DATABASE "{name}"'}).encode()
