@@ -357,13 +357,17 @@ def new_cgroups():
 def join_cgroups(cgs):
     for cg in cgs:
         with open(os.path.join(cg, "cgroup.procs"), "w") as f: f.write("0")
+LIMIT_FILES = {}  # root -> the limit files its run folders have
+for root in CGROOTS:
+    LIMIT_FILES[root] = [n for n in ("pids.max", "memory.max", "memory.limit_in_bytes") if os.path.exists(os.path.join(root, n))]
 def set_limits(cgs, pids, mem):
-    # pids.max (v1 and v2); memory.max (v2) or memory.limit_in_bytes (v1); no limit: "max" / -1.
+    # pids.max (v1 and v2); memory.max (v2) or memory.limit_in_bytes (v1). A new folder has no
+    # limit, so only limits are written (on the hand-over's path: as few writes as can be).
+    values = {"pids.max": pids, "memory.max": mem, "memory.limit_in_bytes": mem}
     for cg in cgs:
-        for name, value in (("pids.max", str(pids) if pids else "max"), ("memory.max", str(mem) if mem else "max"), ("memory.limit_in_bytes", str(mem) if mem else "-1")):
-            path = os.path.join(cg, name)
-            if os.path.exists(path):
-                with open(path, "w") as f: f.write(value)
+        for name in LIMIT_FILES.get(os.path.dirname(cg), ()):
+            if values[name]:
+                with open(os.path.join(cg, name), "w") as f: f.write(str(values[name]))
 def oom_killed(cgs):
     # Whether the kernel killed a process of the run for its cgroup's memory limit.
     for cg in cgs:
@@ -523,9 +527,7 @@ def finish(run):
     try: os.write(run["rep"], json.dumps({"status": run.get("status", 0), "maxrss_kb": run["maxrss"], "duration_ms": duration, "started": started, "oom": oom}).encode() + b"\n")
     except OSError: pass
     os.close(run["rep"])
-    if run["cg"]:
-        stale.extend(run["cg"])
-        remove_cgroups()
+    stale.extend(run["cg"])  # removed when the fork server is idle (removing a memory cgroup is slow)
     # The next spare joins its cgroup now, between runs: the move blocks every fork and thread
     # start on the machine for an RCU grace period, which must not land on a run's start-up.
     make_spare()
@@ -629,15 +631,18 @@ def overdue(run, action):
         finish(run)
 make_spare()
 while True:
-    if stale:
-        remove_cgroups()
     now = time.monotonic()
     for run_id, (due, action) in list(late.items()):
         if due <= now and run_id in runs:
             del late[run_id]
             overdue(runs[run_id], action)
     wait = max(0.0, min(d for d, _ in late.values()) - now) if late else -1
-    for fd, _ in poll.poll(wait):
+    if stale and (wait < 0 or wait > 0.05):
+        wait = 0.05  # ended runs' cgroups go once nothing has happened for 50 ms
+    events = poll.poll(wait)
+    if stale and (not events or len(stale) > 64):  # or when runs never stop coming: bounded
+        remove_cgroups()
+    for fd, _ in events:
         if fd != ctl.fileno():
             if fd in fds:
                 what, run = fds[fd]
