@@ -13,6 +13,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -565,6 +566,58 @@ def test_runs_back_to_back_use_the_sandbox_set_up_ahead_not_a_fresh_one(monkeypa
         ex.close()
     assert [r.stdout for r in results] == ["1\n"] * 12
     assert len(fresh) == 1
+
+
+UNPRIVILEGED_PROBE = """
+import resource, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from mcp_exec_telemetry.integrations.executor import CodeExecutor
+ex = CodeExecutor(isolation="bwrap", process_limit=40)
+probe = "import os, resource; print(resource.getrlimit(resource.RLIMIT_DATA)[0] >> 20, resource.getrlimit(resource.RLIMIT_NPROC)[0], os.getuid() != 0)"
+for mem in (300, 120, 200):  # the first sandbox is set up on the run's path, the others ahead
+    r = ex.execute(probe, "python3", memory_limit_mb=mem)
+    print(r.exit_code, r.stdout.strip())
+r = ex.execute("block = bytearray(300 << 20)", "python3", memory_limit_mb=150)
+print(r.exit_code, r.exit_reason)
+ex.close()
+"""
+
+
+@pytest.mark.slow
+def test_an_unprivileged_agent_sets_each_runs_limits_on_a_sandbox_set_up_ahead() -> None:
+    """As another user than root (who may use cgroups and whom RLIMIT_NPROC does not hold), the fork
+    server still sets every run's own limits on the waiting starter with prlimit."""
+    _require_bwrap()
+    if os.geteuid() != 0:
+        pytest.skip("the suite itself runs unprivileged: every sandbox test here covers this")
+    python = "/usr/bin/python3"
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or not os.path.exists(python):
+        pytest.skip("needs setpriv (util-linux) and a system python3 another user can run")
+    import opentelemetry
+    import typing_extensions
+
+    shared = tempfile.mkdtemp(prefix="mcp-exec-unprivileged-", dir="/tmp")
+    try:
+        os.chmod(shared, 0o755)
+        site = os.path.join(shared, "site")
+        otel = os.path.dirname(list(opentelemetry.__path__)[0])  # the site-packages folder
+        shutil.copytree(os.path.join(otel, "opentelemetry"), os.path.join(site, "opentelemetry"))
+        for name in os.listdir(otel):  # the API's entry points name its context implementation
+            if name.startswith("opentelemetry_api-") and name.endswith(".dist-info"):
+                shutil.copytree(os.path.join(otel, name), os.path.join(site, name))
+        shutil.copy(typing_extensions.__file__, site)
+        src = os.path.join(shared, "src")
+        shutil.copytree(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"), src)
+        subprocess.run(["chmod", "-R", "a+rX", shared], check=True)
+        done = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", UNPRIVILEGED_PROBE, src, site],
+            capture_output=True, text=True, timeout=120, cwd="/", env={"PATH": "/usr/bin:/bin", "TMPDIR": "/tmp"},
+        )
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["0 300 40 True", "0 120 40 True", "0 200 40 True", "1 memory"], done.stderr
 
 
 # --- choosing the isolation --------------------------------------------------------------------
