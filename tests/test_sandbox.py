@@ -536,6 +536,20 @@ def test_a_runs_work_folder_is_removed_by_the_next_run_or_by_close(isolation: st
     assert not os.path.exists(second)
 
 
+@pytest.mark.parametrize("isolation", ["bwrap", "process"])
+def test_a_missing_interpreter_is_a_sandbox_error_in_every_run(isolation: str) -> None:
+    """Fresh or set up ahead, a run whose interpreter cannot start says so the same way."""
+    if isolation == "bwrap":
+        _require_bwrap()
+    ex = CodeExecutor(isolation=isolation, python="/no/such/python3")
+    try:
+        results = [ex.execute("print(1)", "python3") for _ in range(3)]
+    finally:
+        ex.close()
+    assert [r.exit_reason for r in results] == ["sandbox_error"] * 3, [r.stderr for r in results]
+    assert all("/no/such/python3" in r.stderr and r.stdout == "" for r in results)
+
+
 def test_the_next_runs_sandbox_is_set_up_while_this_runs_code_runs() -> None:
     _require_bwrap()
     ex = CodeExecutor(isolation="bwrap")

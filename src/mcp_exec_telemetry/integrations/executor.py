@@ -837,8 +837,8 @@ def _exit_reason(exit_code: int, timed_out: bool, stderr: str, no_report: bool, 
     """Why a run ended, from its status and (for limits the kernel reports as an errno) its stderr."""
     if timed_out:
         return "timeout"
-    if no_report or (bwrap and stderr.startswith("bwrap:")):
-        return "sandbox_error"
+    if no_report or (bwrap and stderr.startswith("bwrap:")) or (exit_code == 127 and stderr.startswith("mcp-exec: cannot ")):
+        return "sandbox_error"  # the code never ran: the sandbox, its limits or its interpreter failed
     if exit_code == -_SIGXCPU:
         return "cpu_time"
     if exit_code == -_SIGXFSZ:

@@ -306,17 +306,24 @@ _ENV_COMMAND = "/usr/bin/env"
 
 def start_script(argv: Sequence[str], env: dict[str, str]) -> str:
     """The shell script :data:`STARTER` runs: exactly ``env`` (nothing of the starter's own), then an
-    exec of ``argv`` with fd 4 closed. Every word is quoted with :func:`shlex.quote`."""
+    exec of ``argv`` with fd 4 closed. Every word is quoted with :func:`shlex.quote`. A command that
+    cannot be found fails with the fork server's own ``mcp-exec: cannot start`` line, as a run
+    started without a sandbox set up ahead does."""
     command = " ".join(shlex.quote(arg) for arg in argv)
-    if all(_SHELL_NAME.match(name) for name in env):
-        lines = ["unset PATH PWD OLDPWD"]
+    lines = ["unset PATH PWD OLDPWD"]
+    exportable = all(_SHELL_NAME.match(name) for name in env)
+    if exportable:
         lines += [f"{name}={shlex.quote(value)}; export {name}" for name, value in env.items()]
+    elif "PATH" in env:  # the command is looked up on the run's PATH; env(1) sets the rest below
+        lines.append(f"PATH={shlex.quote(env['PATH'])}")
+    failed = shlex.quote(f"mcp-exec: cannot start {argv[0]}: no such executable")
+    lines.append(f"command -v {shlex.quote(argv[0])} >/dev/null 2>&1 || {{ echo {failed} >&2; exit 127; }}")
+    if exportable:
         lines.append(f"exec {command} 4<&-")
     else:  # names a shell cannot export (``a.b``): env(1) sets them
         pairs = " ".join(shlex.quote(f"{name}={value}") for name, value in env.items())
-        lines = [f"exec {_ENV_COMMAND} -i {pairs} {command} 4<&-"]
+        lines.append(f"exec {_ENV_COMMAND} -i {pairs} {command} 4<&-")
     return "\n".join(lines) + "\n"
-
 
 
 # ---------------------------------------------------------------------------------------------
