@@ -331,9 +331,10 @@ def start_script(argv: Sequence[str], env: dict[str, str]) -> str:
 
 # Reads spawn/kill requests (one JSON datagram each; a spawn carries three file descriptors:
 # stdout, stderr and the report pipe) on the SOCK_SEQPACKET socket given as argv[1]. A spawn forks;
-# the child starts a session, joins its cgroup, sets its rlimits, wires its stdio and execs the
+# the child starts a session, joins its cgroups (when the agent is root), sets its rlimits, wires its stdio and execs the
 # command. When the child exits (its pidfd becomes readable) the server reaps it with wait4 and
-# writes one JSON line to the report pipe: wait status, ru_maxrss (KiB) and the fork-to-reap time.
+# writes one JSON line to the report pipe: wait status, ru_maxrss (KiB), the fork-to-reap time and
+# whether the memory cgroup killed one of its processes.
 # A kill SIGKILLs the child's process group (for a sandbox: the processes under its init first, so
 # that their peak memory counts). The fork server is a child subreaper: the sandbox's init, orphaned
 # when bubblewrap exits after the code, is reaped here too and its ru_maxrss (which holds the code's)
@@ -420,11 +421,11 @@ def exec_child(req, out, err, info_w, block_r, ready_w=-1):
         try: os.write(2, ("mcp-exec: cannot start %s: %s\n" % (req["argv"][0], exc)).encode("utf-8", "replace"))
         except BaseException: pass
     os._exit(127)
-pool = []    # spares, oldest first: two, so that the one a run takes has long joined its cgroup
+pool = []    # spares, oldest first: two, so that the one a run takes has long joined its cgroups
 spares = 0
 stale = []
 def make_spare():
-    # A child forked ahead of time into a fresh pids cgroup of its own: moving a process between
+    # A child forked ahead of time into fresh cgroups of its own (pids, memory): moving a process between
     # cgroups waits for an RCU grace period (milliseconds), so it is done while the previous run
     # runs, not when the next one is asked for.
     if not CGROOTS or len(pool) >= 2:
@@ -537,7 +538,7 @@ def finish(run):
     except OSError: pass
     os.close(run["rep"])
     stale.extend(run["cg"])  # removed when the fork server is idle (removing a memory cgroup is slow)
-    # The next spare joins its cgroup now, between runs: the move blocks every fork and thread
+    # The next spare joins its cgroups now, between runs: the move blocks every fork and thread
     # start on the machine for an RCU grace period, which must not land on a run's start-up.
     make_spare()
 def reap(fd, what, run):
