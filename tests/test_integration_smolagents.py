@@ -264,6 +264,32 @@ def test_uninstrument_restores_smolagents_and_records_nothing_more() -> None:
         assert not cap.spans("invoke_agent CodeAgent")
 
 
+def test_uninstrument_leaves_inherited_methods_inherited_so_later_patches_of_the_base_class_apply() -> None:
+    """``CodeAgent.run`` is ``MultiStepAgent.run``: after uninstrument, a patch of the base (as other
+    smolagents instrumentations make) must reach ``CodeAgent`` runs, not be shadowed by a stale copy."""
+    from smolagents.agents import MultiStepAgent
+
+    own_before = {name for name in ("run", "_step_stream") if name in CodeAgent.__dict__}
+    with capture() as cap:
+        instrument_smolagents(cap.telemetry, instrument_mcp_sessions=False)
+        uninstrument_smolagents()
+    assert {name for name in ("run", "_step_stream") if name in CodeAgent.__dict__} == own_before
+
+    original_run = MultiStepAgent.run
+    runs_seen: list[str] = []
+
+    def counting_run(self: Any, task: str, *args: Any, **kwargs: Any) -> Any:
+        runs_seen.append(task)
+        return original_run(self, task, *args, **kwargs)
+
+    MultiStepAgent.run = counting_run  # type: ignore[method-assign]
+    try:
+        assert agent([], [code("Answer.", "final_answer(3)")]).run("Three.") == 3
+    finally:
+        MultiStepAgent.run = original_run  # type: ignore[method-assign]
+    assert runs_seen == ["Three."]
+
+
 def test_an_mcp_instrumentation_made_elsewhere_is_left_in_place() -> None:
     with capture() as cap:
         mcp_integration.instrument_mcp(cap.telemetry)

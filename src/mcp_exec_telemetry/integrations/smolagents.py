@@ -423,10 +423,15 @@ def _mcpadapt_run_loop(wrapped: Callable[..., Any], adapter: Any, args: tuple[An
 # --- instrument / uninstrument ---------------------------------------------------------------
 
 
+#: Stands for "``owner`` had no attribute of its own": restoring deletes the patch, so the attribute is
+#: inherited again (``CodeAgent.run`` is ``MultiStepAgent.run``, and later patches of the base apply).
+_INHERITED = object()
+
+
 def _patch(owner: Any, attr: str, wrapper: Callable[..., Any]) -> None:
     import wrapt
 
-    original = owner.__dict__[attr] if attr in owner.__dict__ else getattr(owner, attr)
+    original = owner.__dict__[attr] if attr in owner.__dict__ else _INHERITED
     if isinstance(original, staticmethod):  # pragma: no cover - not used for methods patched here
         raise TypeError(attr)
     wrapt.wrap_function_wrapper(owner, attr, wrapper)
@@ -475,7 +480,10 @@ def instrument_smolagents(telemetry: Any, instrument_mcp_sessions: bool = True) 
 
 def _restore() -> None:
     for owner, attr, original in reversed(_state.get("patches", ())):
-        setattr(owner, attr, original)
+        if original is _INHERITED:
+            delattr(owner, attr)
+        else:
+            setattr(owner, attr, original)
     if _state.get("mcp"):
         from . import mcp as mcp_integration
 
