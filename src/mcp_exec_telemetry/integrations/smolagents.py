@@ -71,6 +71,8 @@ _state: dict[str, Any] = {}
 # The code step a tool call belongs to: set by the measuring executor while the code runs, and
 # carried to the local executor's worker thread by the patched ``timeout`` decorator.
 _step: contextvars.ContextVar["_CodeStep | None"] = contextvars.ContextVar("mcp_exec_smolagents_step", default=None)
+# True while a tool called from the code runs: a tool it calls in turn returns into it, not into the code.
+_in_tool: contextvars.ContextVar[bool] = contextvars.ContextVar("mcp_exec_smolagents_in_tool", default=False)
 
 
 class _CodeStep:
@@ -314,38 +316,53 @@ def _fail(span: Any, exc: BaseException) -> None:
 
 
 def _tool_call(wrapped: Callable[..., Any], tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``Tool.__call__``: inside a code action, count the bytes returned into the code; span non-MCP tools."""
+    """``Tool.__call__``: inside a code action, count the bytes returned into the code; span non-MCP tools.
+
+    Only a call made by the code itself counts: a tool called by another tool returns into that tool,
+    not into the code (its span still sits under the calling tool's span).
+    """
     step = _step.get()
     inst = _active()
     name = getattr(tool, "name", None)
     if step is None or inst is None or name == "final_answer":
         return wrapped(*args, **kwargs)
+    called_by_a_tool = _in_tool.get()
+    token = _in_tool.set(True)
+    try:
+        result = _traced_tool_call(inst, tool, name, wrapped, args, kwargs)
+    finally:
+        _in_tool.reset(token)
+    if not called_by_a_tool:
+        try:
+            step.add(json_size(result))
+        except Exception:
+            _log.debug("tool result size failed", exc_info=True)
+    return result
+
+
+def _traced_tool_call(inst: _Instruments, tool: Any, name: Any, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The tool call itself: an MCP tool as it is (``instrument_mcp`` spans it), any other in ``execute_tool {tool}``."""
     if _is_mcp_tool(tool):
         # The MCP client span (tools/call {tool}) is opened by instrument_mcp inside this call.
-        result = wrapped(*args, **kwargs)
-    else:
-        try:
-            span_cm = inst.tracer.start_as_current_span(
-                f"execute_tool {name}",
-                kind=SpanKind.INTERNAL,
-                attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": str(name)},
-                record_exception=False,
-                set_status_on_exception=False,
-            )
-            span = span_cm.__enter__()
-        except Exception:
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _fail(span, exc)
-            span_cm.__exit__(None, None, None)
-            raise
-        span_cm.__exit__(None, None, None)
+        return wrapped(*args, **kwargs)
     try:
-        step.add(json_size(result))
+        span_cm = inst.tracer.start_as_current_span(
+            f"execute_tool {name}",
+            kind=SpanKind.INTERNAL,
+            attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": str(name)},
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        span = span_cm.__enter__()
     except Exception:
-        _log.debug("tool result size failed", exc_info=True)
+        return wrapped(*args, **kwargs)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _fail(span, exc)
+        span_cm.__exit__(None, None, None)
+        raise
+    span_cm.__exit__(None, None, None)
     return result
 
 
