@@ -28,7 +28,8 @@ agent's code:
 
 With a remote executor (E2B, Docker, Modal, Blaxel) the executions are measured the same way, but
 the tools run inside the remote sandbox, out of this process's sight: no tool spans, no filtering
-record. ``ToolCallingAgent`` (no code) gets the run span and, for MCP tools, the MCP spans only.
+record; and the code's exception reaches the agent only as text in smolagents' ``AgentError``, so a
+failed step's ``error.type`` is ``AgentError`` (not checked against a real remote sandbox here). ``ToolCallingAgent`` (no code) gets the run span and, for MCP tools, the MCP spans only.
 
 ``instrument_smolagents`` also calls ``instrument_mcp(tel)`` when ``mcp`` is installed and not yet
 instrumented, and ``uninstrument_smolagents`` undoes only what it did.
