@@ -227,6 +227,32 @@ def test_a_plain_tool_called_from_code_is_an_execute_tool_span_and_its_bytes_are
     assert not cap.spans("execute_tool final_answer")  # the final answer is no tool call of the code
 
 
+@tool
+def count_returned(customer: str) -> int:
+    """Count a customer's returned orders (a tool that calls another tool).
+
+    Args:
+        customer: The customer id.
+    """
+    return sum(1 for o in list_orders(customer=customer) if o["status"] == "returned")
+
+
+def test_a_tool_that_calls_a_tool_counts_only_what_reached_the_code() -> None:
+    """The inner call's list went into the outer tool, not into the code: its bytes are no tool bytes of the step."""
+    with capture() as cap:
+        instrument_smolagents(cap.telemetry, instrument_mcp_sessions=False)
+        bot = agent([count_returned], [code("Count.", 'n = count_returned(customer="C7")\nprint(n)'), code("Answer.", "final_answer(n)")])
+        assert bot.run("How many orders of C7 were returned?") == 14
+        first = [s for s in bot.memory.steps if type(s).__name__ == "ActionStep"][0]
+        (outer,) = cap.spans("execute_tool count_returned")
+        (inner,) = cap.spans("execute_tool list_orders")
+        summary = cap.summary()
+    assert inner.parent.span_id == outer.context.span_id  # still traced, under the tool that called it
+    (op,) = cap.spans("filtering.operation")
+    assert op.attributes["mcp_exec.smolagents.tool_calls"] == 1
+    assert (summary["filtering"]["total_input_bytes"], summary["filtering"]["total_output_bytes"]) == (len(b"14"), len(first.observations.encode()))
+
+
 def test_a_streamed_run_is_one_span_around_its_steps() -> None:
     with capture() as cap:
         instrument_smolagents(cap.telemetry, instrument_mcp_sessions=False)
@@ -262,6 +288,32 @@ def test_uninstrument_restores_smolagents_and_records_nothing_more() -> None:
         assert bot.run("One.") == 1
         assert cap.summary()["execution"]["total_executions"] == 0
         assert not cap.spans("invoke_agent CodeAgent")
+
+
+def test_uninstrument_leaves_inherited_methods_inherited_so_later_patches_of_the_base_class_apply() -> None:
+    """``CodeAgent.run`` is ``MultiStepAgent.run``: after uninstrument, a patch of the base (as other
+    smolagents instrumentations make) must reach ``CodeAgent`` runs, not be shadowed by a stale copy."""
+    from smolagents.agents import MultiStepAgent
+
+    own_before = {name for name in ("run", "_step_stream") if name in CodeAgent.__dict__}
+    with capture() as cap:
+        instrument_smolagents(cap.telemetry, instrument_mcp_sessions=False)
+        uninstrument_smolagents()
+    assert {name for name in ("run", "_step_stream") if name in CodeAgent.__dict__} == own_before
+
+    original_run = MultiStepAgent.run
+    runs_seen: list[str] = []
+
+    def counting_run(self: Any, task: str, *args: Any, **kwargs: Any) -> Any:
+        runs_seen.append(task)
+        return original_run(self, task, *args, **kwargs)
+
+    MultiStepAgent.run = counting_run  # type: ignore[method-assign]
+    try:
+        assert agent([], [code("Answer.", "final_answer(3)")]).run("Three.") == 3
+    finally:
+        MultiStepAgent.run = original_run  # type: ignore[method-assign]
+    assert runs_seen == ["Three."]
 
 
 def test_an_mcp_instrumentation_made_elsewhere_is_left_in_place() -> None:

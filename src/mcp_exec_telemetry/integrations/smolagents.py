@@ -28,7 +28,8 @@ agent's code:
 
 With a remote executor (E2B, Docker, Modal, Blaxel) the executions are measured the same way, but
 the tools run inside the remote sandbox, out of this process's sight: no tool spans, no filtering
-record. ``ToolCallingAgent`` (no code) gets the run span and, for MCP tools, the MCP spans only.
+record; and the code's exception reaches the agent only as text in smolagents' ``AgentError``, so a
+failed step's ``error.type`` is ``AgentError`` (not checked against a real remote sandbox here). ``ToolCallingAgent`` (no code) gets the run span and, for MCP tools, the MCP spans only.
 
 ``instrument_smolagents`` also calls ``instrument_mcp(tel)`` when ``mcp`` is installed and not yet
 instrumented, and ``uninstrument_smolagents`` undoes only what it did.
@@ -71,6 +72,8 @@ _state: dict[str, Any] = {}
 # The code step a tool call belongs to: set by the measuring executor while the code runs, and
 # carried to the local executor's worker thread by the patched ``timeout`` decorator.
 _step: contextvars.ContextVar["_CodeStep | None"] = contextvars.ContextVar("mcp_exec_smolagents_step", default=None)
+# True while a tool called from the code runs: a tool it calls in turn returns into it, not into the code.
+_in_tool: contextvars.ContextVar[bool] = contextvars.ContextVar("mcp_exec_smolagents_in_tool", default=False)
 
 
 class _CodeStep:
@@ -314,38 +317,53 @@ def _fail(span: Any, exc: BaseException) -> None:
 
 
 def _tool_call(wrapped: Callable[..., Any], tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``Tool.__call__``: inside a code action, count the bytes returned into the code; span non-MCP tools."""
+    """``Tool.__call__``: inside a code action, count the bytes returned into the code; span non-MCP tools.
+
+    Only a call made by the code itself counts: a tool called by another tool returns into that tool,
+    not into the code (its span still sits under the calling tool's span).
+    """
     step = _step.get()
     inst = _active()
     name = getattr(tool, "name", None)
     if step is None or inst is None or name == "final_answer":
         return wrapped(*args, **kwargs)
+    called_by_a_tool = _in_tool.get()
+    token = _in_tool.set(True)
+    try:
+        result = _traced_tool_call(inst, tool, name, wrapped, args, kwargs)
+    finally:
+        _in_tool.reset(token)
+    if not called_by_a_tool:
+        try:
+            step.add(json_size(result))
+        except Exception:
+            _log.debug("tool result size failed", exc_info=True)
+    return result
+
+
+def _traced_tool_call(inst: _Instruments, tool: Any, name: Any, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The tool call itself: an MCP tool as it is (``instrument_mcp`` spans it), any other in ``execute_tool {tool}``."""
     if _is_mcp_tool(tool):
         # The MCP client span (tools/call {tool}) is opened by instrument_mcp inside this call.
-        result = wrapped(*args, **kwargs)
-    else:
-        try:
-            span_cm = inst.tracer.start_as_current_span(
-                f"execute_tool {name}",
-                kind=SpanKind.INTERNAL,
-                attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": str(name)},
-                record_exception=False,
-                set_status_on_exception=False,
-            )
-            span = span_cm.__enter__()
-        except Exception:
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _fail(span, exc)
-            span_cm.__exit__(None, None, None)
-            raise
-        span_cm.__exit__(None, None, None)
+        return wrapped(*args, **kwargs)
     try:
-        step.add(json_size(result))
+        span_cm = inst.tracer.start_as_current_span(
+            f"execute_tool {name}",
+            kind=SpanKind.INTERNAL,
+            attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": str(name)},
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        span = span_cm.__enter__()
     except Exception:
-        _log.debug("tool result size failed", exc_info=True)
+        return wrapped(*args, **kwargs)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _fail(span, exc)
+        span_cm.__exit__(None, None, None)
+        raise
+    span_cm.__exit__(None, None, None)
     return result
 
 
@@ -423,10 +441,15 @@ def _mcpadapt_run_loop(wrapped: Callable[..., Any], adapter: Any, args: tuple[An
 # --- instrument / uninstrument ---------------------------------------------------------------
 
 
+#: Stands for "``owner`` had no attribute of its own": restoring deletes the patch, so the attribute is
+#: inherited again (``CodeAgent.run`` is ``MultiStepAgent.run``, and later patches of the base apply).
+_INHERITED = object()
+
+
 def _patch(owner: Any, attr: str, wrapper: Callable[..., Any]) -> None:
     import wrapt
 
-    original = owner.__dict__[attr] if attr in owner.__dict__ else getattr(owner, attr)
+    original = owner.__dict__[attr] if attr in owner.__dict__ else _INHERITED
     if isinstance(original, staticmethod):  # pragma: no cover - not used for methods patched here
         raise TypeError(attr)
     wrapt.wrap_function_wrapper(owner, attr, wrapper)
@@ -475,7 +498,10 @@ def instrument_smolagents(telemetry: Any, instrument_mcp_sessions: bool = True) 
 
 def _restore() -> None:
     for owner, attr, original in reversed(_state.get("patches", ())):
-        setattr(owner, attr, original)
+        if original is _INHERITED:
+            delattr(owner, attr)
+        else:
+            setattr(owner, attr, original)
     if _state.get("mcp"):
         from . import mcp as mcp_integration
 
