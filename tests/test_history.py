@@ -297,6 +297,29 @@ def test_a_damaged_day_row_is_recomputed_by_readers_and_rebuilt_by_the_next_writ
     assert (rows, json.loads(doc)["discovery"]["total_queries"], json.loads(doc)["discovery"]["hit_rate"]) == (2, 20, 0.5)
 
 
+@pytest.mark.parametrize("edit", [
+    "json_set(doc, '$.discovery.total_queries', 'ten')",  # valid JSON, a field of the wrong type
+    "json_set(doc, '$.counts.sessions', json('[1]'))",
+    "json_set(doc, '$.service_names', 'agent-a')",
+    "json_set(doc, '$.execution', 7)",
+])
+def test_a_day_row_with_wrong_field_types_never_stops_a_read_or_a_write(tmp_path: Path, caplog: pytest.LogCaptureFixture, edit: str) -> None:
+    """A day row edited by hand or by another version is recomputed with a warning naming it; the next write rebuilds it."""
+    write_session(make_summary(queries=10, hits=10), tmp_path)
+    with db(tmp_path) as con:
+        con.execute(f"UPDATE daily SET doc = {edit}")
+    caplog.clear()
+    assert report(tmp_path)["discovery"]["total_queries"] == 10
+    assert [r.getMessage().split(": bad field")[0] for r in caplog.records] == [
+        f"mcp-exec-telemetry history: skipped day 2024-11-08 (daily row of {tmp_path / DB_FILE})"]
+    saved = write_session(make_summary(queries=10, hits=0), tmp_path)  # not refused, not spooled: the day is rebuilt
+    assert (saved.id, saved.spooled) == ("2024-11-08/002", False)
+    with db(tmp_path) as con:
+        rows, doc = con.execute("SELECT rows, doc FROM daily").fetchone()
+    assert (rows, json.loads(doc)["discovery"]["total_queries"], json.loads(doc)["discovery"]["hit_rate"]) == (2, 20, 0.5)
+    assert json.loads(doc) == aggregate(scan(tmp_path).sessions)
+
+
 def test_a_database_from_a_newer_version_is_a_clear_error_and_sessions_are_spooled(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     write_session(make_summary(), tmp_path)
     with db(tmp_path) as con:

@@ -272,6 +272,31 @@ def _check_summary(doc: Mapping[str, Any]) -> None:
         parse_time(str(doc.get("end_time") or doc.get("timestamp")))
 
 
+def _check_aggregate(doc: Any) -> str | None:
+    """Why ``doc`` is not a usable day aggregate (a ``daily`` row's document), or None when it is.
+
+    A day row edited by hand or written by another version may be valid JSON with wrong types;
+    it must be recomputed, never fed to :func:`aggregate`, which would fail every read and write.
+    """
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    counts = doc.get("counts")
+    if not isinstance(counts, dict):
+        return "no counts"
+    try:
+        for key in ("sessions", "discovery_hits", "memory_samples", "memory_total_mb"):
+            _number(counts.get(key, 0), f"counts.{key}")
+        services = doc.get("service_names") or {}
+        if not isinstance(services, dict):
+            raise TypeError(f"service_names is {services!r}, not an object")
+        for name, n in services.items():
+            _number(n, f"service_names[{name!r}]")
+        _check_summary(doc)
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"bad field: {exc}"
+    return None
+
+
 def _number(v: Any, what: str) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError(f"{what} is {v!r}, not a number")
@@ -646,9 +671,11 @@ class History:
                 if rows == counts[day_text]:
                     try:
                         doc = _loads(text)
-                        if not isinstance(doc, dict) or not isinstance(doc.get("counts"), dict):
-                            doc = None
-                    except ValueError:
+                        why = _check_aggregate(doc)
+                    except ValueError as exc:
+                        why = f"corrupt JSON ({exc})"
+                    if why:
+                        _logger.warning("mcp-exec-telemetry history: %s", Problem(f"day {day_text} (daily row of {self.db_path})", f"{why}; recomputed from its sessions"))
                         doc = None
                 if doc is None:
                     doc = _rebuild_day(con, day_text, self.db_path, write=False)
@@ -746,12 +773,14 @@ def _insert(con: sqlite3.Connection, db_path: Path, uid: str, summary: Mapping[s
         return None
     row = con.execute("SELECT rows, doc FROM daily WHERE day = ?", (day_text,)).fetchone()
     daily = None
-    if row is not None:
+    if row is not None and isinstance(row[0], int):
         try:
             daily = _loads(row[1])
         except ValueError:
             daily = None
-    if isinstance(daily, dict) and isinstance(daily.get("counts"), dict):
+        if _check_aggregate(daily) is not None:  # a damaged day row never stops a write: rebuilt below
+            daily = None
+    if daily is not None:
         con.execute("UPDATE daily SET rows = ?, doc = ? WHERE day = ?", (row[0] + 1, _dumps(aggregate([daily, doc])), day_text))
     else:  # missing or damaged: rebuild the day from its rows
         _rebuild_day(con, day_text, db_path, write=True)
