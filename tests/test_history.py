@@ -428,6 +428,31 @@ def test_a_database_that_cannot_be_opened_spools_the_session_and_reads_fail_in_o
     assert sorted(r.doc["discovery"]["total_queries"] for r in scan(tmp_path).sessions) == [3, 4, 5, 6]
 
 
+def test_a_full_disk_spools_the_session_with_a_warning_saying_so_and_the_next_writer_imports_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history, "_warned_spool", False)
+    write_session(make_summary(queries=3, hits=3), tmp_path)
+    real = history._connect
+
+    def full_disk(db_path: Path, timeout: float, **kw: Any) -> sqlite3.Connection:
+        """A database that cannot grow by one page: SQLite fails with SQLITE_FULL, as on a full disk."""
+        con = real(db_path, timeout, **kw)
+        con.execute(f"PRAGMA max_page_count={con.execute('PRAGMA page_count').fetchone()[0]}")
+        return con
+
+    monkeypatch.setattr(history, "_connect", full_disk)
+    big = make_summary(queries=4, hits=4)
+    big["service_name"] = "agent-" + "x" * 50_000  # needs new pages
+    saved = write_session(big, tmp_path)
+    assert saved.spooled and saved.path.exists()
+    assert [r.getMessage().split("; session kept")[0] for r in caplog.records] == [
+        f"mcp-exec-telemetry history: could not write {tmp_path / DB_FILE} (database or disk is full)"]
+    monkeypatch.setattr(history, "_connect", real)  # space freed
+    assert write_session(make_summary(queries=5, hits=5), tmp_path).id == "2024-11-08/003"
+    assert sorted(r.doc["discovery"]["total_queries"] for r in scan(tmp_path).sessions) == [3, 4, 5]
+    assert not list(saved.path.parent.iterdir())
+
+
 def test_a_serve_scrape_reads_day_rows_not_sessions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 

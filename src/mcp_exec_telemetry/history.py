@@ -335,6 +335,19 @@ def _connect(db: Path, timeout: float, *, readonly: bool = False) -> sqlite3.Con
     return con
 
 
+def _rollback(con: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already done it.
+
+    On a full disk or an I/O error SQLite rolls the transaction back itself; a second ROLLBACK
+    would raise "no transaction is active" and hide the real reason from the warning.
+    """
+    if con.in_transaction:
+        try:
+            con.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
 class History:
     """The history of one metrics root: write sessions, read sessions, days, quarters and reports.
 
@@ -399,7 +412,7 @@ class History:
                 self.imported = self._import_json_layout(con)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
         if self.imported:
             _logger.warning("mcp-exec-telemetry history: imported %d session%s from the JSON files in %s into %s (the files are left as they were)",
@@ -471,7 +484,7 @@ class History:
                     _before_commit()
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
         for path in imported:  # committed: a crash before this only means a later, ignored re-import
             try:
@@ -550,7 +563,7 @@ class History:
                 imported = [path for path, item in spooled if self._import_spooled(con, path, item)]
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
         for path in imported:
             try:
