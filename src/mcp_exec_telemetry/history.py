@@ -39,6 +39,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from contextlib import closing
@@ -322,11 +323,62 @@ def _make_private_dirs(path: Path) -> None:
         os.chmod(d, 0o700)  # mkdir's mode is masked by the umask
 
 
+# --- fork safety ------------------------------------------------------------------------------
+# A process forked while another of its threads is inside SQLite (a write at exit, a read) inherits
+# SQLite's mutexes and file-lock bookkeeping in whatever state that thread left them: the child's
+# first sqlite3.connect can block forever, whatever the busy timeout. So connections are counted,
+# and a child forked while one was open never touches SQLite: it spools its sessions (the next
+# writer, in a clean process, imports them) and its reads fail in one line.
+_open_connections = 0
+_open_connections_lock = threading.Lock()
+_sqlite_unsafe_here = False
+"""True in a process forked while one of its parent's connections was open."""
+
+
+def _count_connection(delta: int) -> None:
+    global _open_connections
+    with _open_connections_lock:
+        _open_connections += delta
+
+
+def _after_fork_in_child() -> None:
+    global _open_connections, _open_connections_lock, _sqlite_unsafe_here
+    _open_connections_lock = threading.Lock()  # the parent may have held it
+    if _open_connections:
+        _sqlite_unsafe_here = True
+    _open_connections = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _CountedConnection(sqlite3.Connection):
+    """A connection that is counted as open until it is closed (see fork safety above)."""
+
+    _counted = True
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._counted:
+                self._counted = False
+                _count_connection(-1)
+
+
 def _connect(db: Path, timeout: float, *, readonly: bool = False) -> sqlite3.Connection:
-    if readonly:
-        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout, isolation_level=None)
-    else:
-        con = sqlite3.connect(str(db), timeout=timeout, isolation_level=None)
+    if _sqlite_unsafe_here:
+        raise HistoryError(f"cannot use {db} in this process: it was forked while another thread was using the database")
+    _count_connection(+1)  # before connect: connecting takes SQLite's mutexes too
+    try:
+        if readonly:
+            con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout, isolation_level=None, factory=_CountedConnection)
+        else:
+            con = sqlite3.connect(str(db), timeout=timeout, isolation_level=None, factory=_CountedConnection)
+    except BaseException:
+        _count_connection(-1)
+        raise
     try:
         con.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
