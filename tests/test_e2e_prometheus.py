@@ -369,3 +369,42 @@ def test_dashboard_series_have_the_same_names_scraped_directly_and_through_the_c
     assert used <= via_collector, sorted(used - via_collector)
     # The collector renames the unit-"1" rate gauges, which is why the dashboard computes rates from counters.
     assert "mcp_exec_discovery_hit_rate" in direct and "mcp_exec_discovery_hit_rate_ratio" in via_collector
+
+
+def test_cancelled_runs_stay_out_of_the_success_rate_panel_and_the_documented_query():
+    """Issue 11: a cancelled step is neither a success nor a failure, in Grafana as in the summary.
+
+    2 successes, 1 failure and 2 cancelled runs (``GeneratorExit`` inside the step): the summary says
+    2/3, and so must the dashboard's "Execution success rate" panel and docs/PRODUCTION.md's query.
+    """
+    require_binary("prometheus")
+    job = "mcp-exec-e2e-cancelled"
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in _OTEL_VARS:
+            mp.delenv(name, raising=False)
+        with observe(service_name=SERVICE, prometheus=0, history=False) as tel:
+
+            def interrupted():
+                with tel.execution.run("python3"):
+                    yield
+
+            for code in (0, 0, 1):
+                with tel.execution.run("python3") as ex:
+                    ex.set_result(code)
+            for _ in range(2):
+                g = interrupted()
+                next(g)
+                g.close()
+            assert tel.summary()["execution"]["success_rate"] == round(2 / 3, 6)
+            with PrometheusServer([f"127.0.0.1:{tel.prometheus_port}"], scrape_interval="1s", job_name=job) as prom:
+                prom.wait_for_targets_up(timeout=60)
+                sel = f'job="{job}"'
+                prom.wait_for_value(f'sum(mcp_exec_execution_duration_seconds_count{{{sel},outcome="cancelled"}})', lambda v: v == 2, timeout=30)
+                (panel,) = [e for t, e in _exprs() if t == "Execution success rate"]
+                assert q(prom, panel.replace("$job", job)) == pytest.approx(2 / 3, rel=1e-9), panel
+                doc = (ROOT / "docs" / "PRODUCTION.md").read_text(encoding="utf-8")
+                (query,) = [ln for ln in doc.splitlines() if ln.startswith("sum(rate(mcp_exec_execution_duration_seconds_count")]
+                # The documented query over the whole scrape history instead of the last 5 minutes.
+                cumulative = query.replace("rate(", "max_over_time(").replace("[5m]", "[1h]").replace("{", "{" + sel + ",")
+                assert q(prom, cumulative) == pytest.approx(2 / 3, rel=1e-9), query

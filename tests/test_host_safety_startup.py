@@ -90,3 +90,60 @@ def test_port_zero_serves_on_a_free_port():
         assert port
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert 'mcp_exec_execution_duration_seconds_count{' in body
+
+
+# Variables OpenTelemetry's own classes read (span limits, the batch span processor, gRPC
+# compression): a value they reject raised ValueError (or InvalidCompressionValueException) out of
+# observe(), and a non-numeric OTEL_BSP_SCHEDULE_DELAY logged a traceback. Each is now one warning
+# naming the variable, OpenTelemetry's default in its place, and the spans still reach the collector.
+SDK_ENV = [
+    # variable, value, protocol
+    ("OTEL_ATTRIBUTE_COUNT_LIMIT", "abc", "http/protobuf"),
+    ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "-3", "http/protobuf"),
+    ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "-5", "http/protobuf"),
+    ("OTEL_SPAN_EVENT_COUNT_LIMIT", "many", "http/protobuf"),
+    ("OTEL_BSP_MAX_QUEUE_SIZE", "-1", "http/protobuf"),
+    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0", "http/protobuf"),
+    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096", "http/protobuf"),  # more than the queue holds (2048)
+    ("OTEL_BSP_SCHEDULE_DELAY", "soon", "http/protobuf"),
+    ("OTEL_EXPORTER_OTLP_COMPRESSION", "bogus", "grpc"),
+    ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "deflate", "grpc"),
+    ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "zstd", "grpc"),
+]
+
+
+@pytest.mark.parametrize("variable, value, protocol", SDK_ENV)
+def test_a_bad_value_of_a_variable_opentelemetry_reads_itself_is_one_warning_and_spans_still_flow(
+    variable, value, protocol, monkeypatch, caplog, capfd
+):
+    from tests.servers import OtlpReceiver
+
+    monkeypatch.setenv(variable, value)
+    caplog.set_level(logging.WARNING)
+    with OtlpReceiver() as rx:
+        endpoint = rx.grpc_endpoint if protocol == "grpc" else rx.http_endpoint
+        with observe(history=False, otlp_endpoint=endpoint, otlp_protocol=protocol, export_timeout_ms=5_000) as tel:
+            for _ in range(3):
+                with tel.execution.run("python3") as ex:
+                    ex.set_result(0)
+        assert len(rx.wait_for_spans(3, name="execution.run")) == 3
+        assert rx.latest("mcp_exec.execution.duration", {"language": "python3", "outcome": "success"}).count == 3
+    ours = [m for m in _warnings(caplog) if variable in m]
+    assert len(ours) == 1, _warnings(caplog)
+    assert repr(value) in ours[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["none", "gzip", "GZIP "])
+def test_legal_grpc_compression_values_are_taken_without_a_warning(value, monkeypatch, caplog):
+    from tests.servers import OtlpReceiver
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", value)
+    caplog.set_level(logging.WARNING, logger="mcp_exec_telemetry")
+    with OtlpReceiver() as rx:
+        with observe(history=False, otlp_endpoint=rx.grpc_endpoint, otlp_protocol="grpc") as tel:
+            with tel.execution.run("python3") as ex:
+                ex.set_result(0)
+        assert len(rx.wait_for_spans(1, name="execution.run")) == 1
+    assert not [m for m in _warnings(caplog) if "COMPRESSION" in m], _warnings(caplog)

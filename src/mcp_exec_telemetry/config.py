@@ -81,6 +81,104 @@ def endpoint_problem(url: str) -> str | None:
     return None
 
 
+# Variables OpenTelemetry's own classes read at construction, where a bad value raises (span limits,
+# the batch span processor's sizes, gRPC compression) or logs a traceback (the schedule delay).
+_SPAN_LIMIT_ENV = {
+    # variable: (SpanLimits argument, OpenTelemetry's default; None is "no limit")
+    "OTEL_ATTRIBUTE_COUNT_LIMIT": ("max_attributes", 128),
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": ("max_attribute_length", None),
+    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": ("max_span_attributes", 128),
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": ("max_span_attribute_length", None),
+    "OTEL_SPAN_EVENT_COUNT_LIMIT": ("max_events", 128),
+    "OTEL_SPAN_LINK_COUNT_LIMIT": ("max_links", 128),
+    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT": ("max_event_attributes", 128),
+    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT": ("max_link_attributes", 128),
+}
+_BSP_ENV = {
+    # variable: (BatchSpanProcessor argument, OpenTelemetry's default)
+    "OTEL_BSP_MAX_QUEUE_SIZE": ("max_queue_size", 2048),
+    "OTEL_BSP_SCHEDULE_DELAY": ("schedule_delay_millis", 5000),
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": ("max_export_batch_size", 512),
+}
+
+
+def span_limits_from_env() -> Any | None:
+    """``SpanLimits`` for the tracer provider, or None when every ``OTEL_*_LIMIT`` value is usable.
+
+    The SDK raises ``ValueError`` out of ``TracerProvider()`` for a limit that is not a
+    non-negative integer; such a value is warned about and its default passed explicitly (the
+    usable ones are still read from the environment by the SDK).
+    """
+    from opentelemetry.sdk.trace import SpanLimits
+
+    explicit: dict[str, Any] = {}
+    for name, (argument, default) in _SPAN_LIMIT_ENV.items():
+        raw = os.environ.get(name)
+        if raw is None or raw.strip() == "":  # unset, or "" (OpenTelemetry's "no limit")
+            continue
+        try:
+            ok = int(raw.strip()) >= 0
+        except ValueError:
+            ok = False
+        if not ok:
+            _bad_env(name, raw, "must be a non-negative integer", "no limit" if default is None else default)
+            explicit[argument] = SpanLimits.UNSET if default is None else default
+    return SpanLimits(**explicit) if explicit else None
+
+
+def batch_span_options_from_env() -> dict[str, int]:
+    """Explicit ``BatchSpanProcessor`` sizes from ``OTEL_BSP_*``, each bad value replaced by its default.
+
+    The SDK raises ``ValueError`` for a size that is not positive or a batch larger than the queue,
+    and logs a traceback for a value that is not a number; passing the sizes explicitly avoids both.
+    """
+    options: dict[str, int] = {}
+    for name, (argument, default) in _BSP_ENV.items():
+        raw = os.environ.get(name, "").strip()
+        value = default
+        if raw:
+            try:
+                value = int(raw)
+            except ValueError:
+                _bad_env(name, raw, "not an integer", default)
+                value = default
+            else:
+                if value <= 0:
+                    _bad_env(name, raw, "must be positive", default)
+                    value = default
+        options[argument] = value
+    if options["max_export_batch_size"] > options["max_queue_size"]:
+        used = min(_BSP_ENV["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"][1], options["max_queue_size"])
+        raw = os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", str(options["max_export_batch_size"]))
+        _bad_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", raw.strip(), f"larger than the queue ({options['max_queue_size']} spans)", used)
+        options["max_export_batch_size"] = used
+    return options
+
+
+def grpc_compression_from_env(signal_variable: str, warned: set[str]) -> Any | None:
+    """The compression for one gRPC exporter, or None to let it read the environment itself.
+
+    The gRPC exporters raise out of their constructor for any ``OTEL_EXPORTER_OTLP_*COMPRESSION``
+    value but ``gzip``, including ``none``, which the OpenTelemetry specification allows. The
+    signal's own variable wins over ``OTEL_EXPORTER_OTLP_COMPRESSION``, as in the exporters. A bad
+    value is warned about once per name in ``warned`` (the session's exporters share the variable).
+    """
+    from grpc import Compression
+
+    for name in (signal_variable, "OTEL_EXPORTER_OTLP_COMPRESSION"):
+        raw = os.environ.get(name)
+        if raw is None:
+            continue
+        value = raw.strip().lower()
+        if value == "gzip":
+            return Compression.Gzip
+        if value not in ("", "none") and name not in warned:
+            warned.add(name)
+            _bad_env(name, raw, "expected gzip or none", "none")
+        return Compression.NoCompression
+    return None
+
+
 @dataclass
 class TelemetryConfig:
     """Everything a :class:`~mcp_exec_telemetry.Telemetry` needs to build its providers and readers."""

@@ -37,7 +37,7 @@ from opentelemetry.trace import INVALID_SPAN, Span
 from . import summary as _summary
 from ._session import DroppedAfterClose, Session, propagate_context_to_thread_pools, restore_context
 from ._version import __version__
-from .config import TelemetryConfig
+from .config import TelemetryConfig, batch_span_options_from_env, grpc_compression_from_env, span_limits_from_env
 from ._exporters import CollectorGate, ExportStats, GuardedMetricExporter, GuardedSpanExporter, SpanEndCounter, guarded_log_exporter, stop_http_server
 from ._exporters import serve_prometheus as _serve_prometheus
 from .derived import with_derived
@@ -145,6 +145,10 @@ class Telemetry:
         self._reader: InMemoryMetricReader | None = None
         self._final_data: MetricsData | None = None
         self._export_stats = ExportStats()
+        self._batch_options: dict[str, int] | None = None
+        self._env_warned: set[str] = set()
+        """``OTEL_*`` variables the session's exporters share and already warned about."""
+        """``BatchSpanProcessor`` sizes from ``OTEL_BSP_*``, read (and warned about) at the first batch exporter."""
         self.logger_provider: Any = None
         self.saved_path: Any = None
         self.meter_provider: MeterProvider | None = None
@@ -175,7 +179,7 @@ class Telemetry:
                 views=build_views(config.namespace, specs, config.cardinality_limit),
                 **mp_kwargs,
             )
-            self.tracer_provider = TracerProvider(resource=self.resource)
+            self.tracer_provider = TracerProvider(resource=self.resource, span_limits=span_limits_from_env())
             for processor in config.span_processors:
                 self.tracer_provider.add_span_processor(processor)
             meter = self.meter_provider.get_meter(SCOPE, __version__)
@@ -238,7 +242,7 @@ class Telemetry:
         cfg = self.config
         stats = self._export_stats
         if cfg.otlp_endpoint:
-            metric_exporter, span_exporter = _otlp_exporters(cfg)
+            metric_exporter, span_exporter = _otlp_exporters(cfg, self._env_warned)
             # At shutdown the gate fails these exports at once if the collector refuses connections.
             gate = stats.gate = CollectorGate(str(cfg.otlp_endpoint))
             self._push_readers.append(PushReader(GuardedMetricExporter(metric_exporter, stats, gate), self.metrics_data, cfg.export_interval_ms, cfg.export_timeout_ms))  # type: ignore[arg-type]
@@ -269,7 +273,9 @@ class Telemetry:
         scrub = self._scrubber.span if self._scrubber is not None else None
         guarded = GuardedSpanExporter(exporter, stats, scrub, gate)
         if batch:
-            processor: Any = BatchSpanProcessor(guarded, export_timeout_millis=self.config.export_timeout_ms)
+            if self._batch_options is None:
+                self._batch_options = batch_span_options_from_env()
+            processor: Any = BatchSpanProcessor(guarded, export_timeout_millis=self.config.export_timeout_ms, **self._batch_options)
         else:
             processor = SimpleSpanProcessor(guarded)
         self.tracer_provider.add_span_processor(processor)
@@ -486,7 +492,7 @@ class Telemetry:
                 if self.logger_provider is None and not self._closing:
                     stats = self._export_stats
                     try:
-                        self.logger_provider = _otlp_logger_provider(self.config, self.resource, stats, self._scrubber, stats.gate)
+                        self.logger_provider = _otlp_logger_provider(self.config, self.resource, stats, self._scrubber, stats.gate, self._env_warned)
                     except Exception as exc:  # never into the host: no handler, one warning
                         self._session.guard.contain(exc, "log_handler")
         if self.logger_provider is None:
@@ -679,20 +685,26 @@ class Telemetry:
         return self._closed
 
 
-def _otlp_exporters(cfg: TelemetryConfig) -> tuple[Any, Any]:
-    """The OTLP metric and span exporters for the configured endpoint and protocol."""
+def _otlp_exporters(cfg: TelemetryConfig, warned: set[str] | None = None) -> tuple[Any, Any]:
+    """The OTLP metric and span exporters for the configured endpoint and protocol.
+
+    ``warned`` holds the variables already warned about in this session (shared with the log exporter).
+    """
     endpoint = str(cfg.otlp_endpoint)
     headers = dict(cfg.otlp_headers) if cfg.otlp_headers else None
     timeout_s = cfg.export_timeout_ms / 1000.0
+    warned = set() if warned is None else warned
     try:
         if cfg.otlp_protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
             insecure = endpoint.startswith("http://")
+            metrics_compression = grpc_compression_from_env("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", warned)
+            traces_compression = grpc_compression_from_env("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", warned)
             return (
-                OTLPMetricExporter(endpoint=endpoint, insecure=insecure, headers=headers, timeout=timeout_s),
-                OTLPSpanExporter(endpoint=endpoint, insecure=insecure, headers=headers, timeout=timeout_s),
+                OTLPMetricExporter(endpoint=endpoint, insecure=insecure, headers=headers, timeout=timeout_s, compression=metrics_compression),
+                OTLPSpanExporter(endpoint=endpoint, insecure=insecure, headers=headers, timeout=timeout_s, compression=traces_compression),
             )
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
@@ -706,7 +718,7 @@ def _otlp_exporters(cfg: TelemetryConfig) -> tuple[Any, Any]:
         raise RuntimeError("OTLP export needs the 'otlp' extra: pip install '.[otlp]' from a checkout") from exc
 
 
-def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: ExportStats, scrubber: "TelemetryScrubber | None", gate: CollectorGate | None = None) -> Any:
+def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: ExportStats, scrubber: "TelemetryScrubber | None", gate: CollectorGate | None = None, warned: set[str] | None = None) -> Any:
     """A logger provider exporting log records over OTLP, beside metrics and spans."""
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -717,7 +729,8 @@ def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: Expor
     if cfg.otlp_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 
-        exporter = OTLPLogExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"), headers=headers, timeout=timeout_s)
+        compression = grpc_compression_from_env("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", warned if warned is not None else set())
+        exporter = OTLPLogExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"), headers=headers, timeout=timeout_s, compression=compression)
     else:
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 
