@@ -297,6 +297,29 @@ def test_a_damaged_day_row_is_recomputed_by_readers_and_rebuilt_by_the_next_writ
     assert (rows, json.loads(doc)["discovery"]["total_queries"], json.loads(doc)["discovery"]["hit_rate"]) == (2, 20, 0.5)
 
 
+@pytest.mark.parametrize("edit", [
+    "json_set(doc, '$.discovery.total_queries', 'ten')",  # valid JSON, a field of the wrong type
+    "json_set(doc, '$.counts.sessions', json('[1]'))",
+    "json_set(doc, '$.service_names', 'agent-a')",
+    "json_set(doc, '$.execution', 7)",
+])
+def test_a_day_row_with_wrong_field_types_never_stops_a_read_or_a_write(tmp_path: Path, caplog: pytest.LogCaptureFixture, edit: str) -> None:
+    """A day row edited by hand or by another version is recomputed with a warning naming it; the next write rebuilds it."""
+    write_session(make_summary(queries=10, hits=10), tmp_path)
+    with db(tmp_path) as con:
+        con.execute(f"UPDATE daily SET doc = {edit}")
+    caplog.clear()
+    assert report(tmp_path)["discovery"]["total_queries"] == 10
+    assert [r.getMessage().split(": bad field")[0] for r in caplog.records] == [
+        f"mcp-exec-telemetry history: skipped day 2024-11-08 (daily row of {tmp_path / DB_FILE})"]
+    saved = write_session(make_summary(queries=10, hits=0), tmp_path)  # not refused, not spooled: the day is rebuilt
+    assert (saved.id, saved.spooled) == ("2024-11-08/002", False)
+    with db(tmp_path) as con:
+        rows, doc = con.execute("SELECT rows, doc FROM daily").fetchone()
+    assert (rows, json.loads(doc)["discovery"]["total_queries"], json.loads(doc)["discovery"]["hit_rate"]) == (2, 20, 0.5)
+    assert json.loads(doc) == aggregate(scan(tmp_path).sessions)
+
+
 def test_a_database_from_a_newer_version_is_a_clear_error_and_sessions_are_spooled(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     write_session(make_summary(), tmp_path)
     with db(tmp_path) as con:
@@ -403,6 +426,31 @@ def test_a_database_that_cannot_be_opened_spools_the_session_and_reads_fail_in_o
     (tmp_path / DB_FILE).write_bytes(good)  # restored from a backup: the next writer imports the spooled session
     assert write_session(make_summary(queries=5, hits=5), tmp_path).id == "2024-11-08/004"
     assert sorted(r.doc["discovery"]["total_queries"] for r in scan(tmp_path).sessions) == [3, 4, 5, 6]
+
+
+def test_a_full_disk_spools_the_session_with_a_warning_saying_so_and_the_next_writer_imports_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history, "_warned_spool", False)
+    write_session(make_summary(queries=3, hits=3), tmp_path)
+    real = history._connect
+
+    def full_disk(db_path: Path, timeout: float, **kw: Any) -> sqlite3.Connection:
+        """A database that cannot grow by one page: SQLite fails with SQLITE_FULL, as on a full disk."""
+        con = real(db_path, timeout, **kw)
+        con.execute(f"PRAGMA max_page_count={con.execute('PRAGMA page_count').fetchone()[0]}")
+        return con
+
+    monkeypatch.setattr(history, "_connect", full_disk)
+    big = make_summary(queries=4, hits=4)
+    big["service_name"] = "agent-" + "x" * 50_000  # needs new pages
+    saved = write_session(big, tmp_path)
+    assert saved.spooled and saved.path.exists()
+    assert [r.getMessage().split("; session kept")[0] for r in caplog.records] == [
+        f"mcp-exec-telemetry history: could not write {tmp_path / DB_FILE} (database or disk is full)"]
+    monkeypatch.setattr(history, "_connect", real)  # space freed
+    assert write_session(make_summary(queries=5, hits=5), tmp_path).id == "2024-11-08/003"
+    assert sorted(r.doc["discovery"]["total_queries"] for r in scan(tmp_path).sessions) == [3, 4, 5]
+    assert not list(saved.path.parent.iterdir())
 
 
 def test_a_serve_scrape_reads_day_rows_not_sessions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

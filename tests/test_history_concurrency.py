@@ -46,6 +46,21 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mcp_exec_telemetry", *args], capture_output=True, text=True, timeout=120, cwd=REPO)
 
 
+def _whole_listing(stdout: str) -> bool:
+    """``history --limit 3`` printed a header, min(3, sessions) rows and a footer that agrees with them.
+
+    The first loop may run before any writer has written (one session in the history), so the
+    number of rows depends on the footer: "3 of N sessions" for N > 3, else "N session(s)".
+    """
+    lines = stdout.splitlines()
+    if len(lines) < 3 or not lines[0].startswith("SESSION"):
+        return False
+    footer, rows = lines[-1].split(), lines[1:-1]
+    shown = int(footer[0])
+    total = int(footer[2]) if len(footer) == 4 and footer[1] == "of" else shown
+    return len(rows) == shown == min(3, total) and (total > 3) == (footer[1] == "of")
+
+
 def test_eight_processes_times_200_sessions_while_the_cli_runs_in_a_loop(tmp_path: Path) -> None:
     procs, per_proc = 8, 200
     root = tmp_path / "metrics"
@@ -61,7 +76,7 @@ def test_eight_processes_times_200_sessions_while_the_cli_runs_in_a_loop(tmp_pat
         while not stop.is_set():
             r = _cli("report", "--root", str(root))
             h = _cli("history", "--root", str(root), "--limit", "3")
-            if r.returncode or r.stderr or h.returncode or h.stderr or len(h.stdout.splitlines()) != 5:
+            if r.returncode or r.stderr or h.returncode or h.stderr or not _whole_listing(h.stdout):
                 errors.append(r.stderr + h.stderr + h.stdout)
                 continue
             doc = json.loads(r.stdout)
@@ -319,3 +334,58 @@ def test_a_spooled_session_that_cannot_be_inserted_is_set_aside_and_writes_go_on
     assert [p.name for p in (tmp_path / "spool").iterdir()] == [bad.name + ".rejected"]
     assert write_session(make_summary(queries=6, hits=6), tmp_path).id == "2024-11-08/003"  # never retried
     assert report(tmp_path)["discovery"]["total_queries"] == 3 + 5 + 6
+
+
+# --- fork while a write is in flight -----------------------------------------------------------------
+
+_FORK_MID_WRITE = textwrap.dedent(
+    """
+    import json, os, sys, threading, time
+    sys.path.insert(0, {tests!r})
+    from tests.test_history import make_summary
+    from mcp_exec_telemetry import history
+    root = sys.argv[1]
+    inside, release = threading.Event(), threading.Event()
+    history._before_commit = lambda: (inside.set(), release.wait(60))
+    writer = threading.Thread(target=history.write_session, args=(make_summary(queries=2, hits=2), root), kwargs={{"timeout": 60}})
+    writer.start()
+    assert inside.wait(30)  # the writer thread is inside its transaction, its connection open
+    history._before_commit = None
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a worker forked by the host while the write is in flight
+        t0 = time.monotonic()
+        try:
+            saved = history.write_session(make_summary(queries=3, hits=3), root, timeout=2)
+            out = {{"seconds": time.monotonic() - t0, "spooled": saved.spooled}}
+        except BaseException as exc:
+            out = {{"error": repr(exc)}}
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    deadline = time.monotonic() + 20
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            break
+        time.sleep(0.01)
+    child = os.read(r, 10000).decode() or '{{"hung": true}}'
+    release.set()
+    writer.join(30)
+    print(child, flush=True)
+    """
+)
+
+
+def test_a_worker_forked_during_a_write_spools_its_session_at_once_and_nothing_is_lost(tmp_path: Path) -> None:
+    """The child inherits SQLite's state mid-transaction: it must not touch SQLite (it may block forever), it spools."""
+    write_session(make_summary(queries=1, hits=1), tmp_path)
+    r = subprocess.run([sys.executable, "-c", _FORK_MID_WRITE.format(tests=TESTS), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    child = json.loads(r.stdout)
+    assert child.get("spooled") is True, child
+    assert child["seconds"] < 0.5, child  # at once: not the 2 s bound, not a hang
+    assert write_session(make_summary(queries=5, hits=5), tmp_path).id == "2024-11-08/004"  # the next writer imports the child's
+    assert not list((tmp_path / "spool").iterdir())
+    assert [r.doc["discovery"]["total_queries"] for r in scan(tmp_path).sessions] == [1, 2, 3, 5]

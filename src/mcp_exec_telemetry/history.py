@@ -39,6 +39,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from contextlib import closing
@@ -272,6 +273,31 @@ def _check_summary(doc: Mapping[str, Any]) -> None:
         parse_time(str(doc.get("end_time") or doc.get("timestamp")))
 
 
+def _check_aggregate(doc: Any) -> str | None:
+    """Why ``doc`` is not a usable day aggregate (a ``daily`` row's document), or None when it is.
+
+    A day row edited by hand or written by another version may be valid JSON with wrong types;
+    it must be recomputed, never fed to :func:`aggregate`, which would fail every read and write.
+    """
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    counts = doc.get("counts")
+    if not isinstance(counts, dict):
+        return "no counts"
+    try:
+        for key in ("sessions", "discovery_hits", "memory_samples", "memory_total_mb"):
+            _number(counts.get(key, 0), f"counts.{key}")
+        services = doc.get("service_names") or {}
+        if not isinstance(services, dict):
+            raise TypeError(f"service_names is {services!r}, not an object")
+        for name, n in services.items():
+            _number(n, f"service_names[{name!r}]")
+        _check_summary(doc)
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"bad field: {exc}"
+    return None
+
+
 def _number(v: Any, what: str) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError(f"{what} is {v!r}, not a number")
@@ -297,17 +323,81 @@ def _make_private_dirs(path: Path) -> None:
         os.chmod(d, 0o700)  # mkdir's mode is masked by the umask
 
 
+# --- fork safety ------------------------------------------------------------------------------
+# A process forked while another of its threads is inside SQLite (a write at exit, a read) inherits
+# SQLite's mutexes and file-lock bookkeeping in whatever state that thread left them: the child's
+# first sqlite3.connect can block forever, whatever the busy timeout. So connections are counted,
+# and a child forked while one was open never touches SQLite: it spools its sessions (the next
+# writer, in a clean process, imports them) and its reads fail in one line.
+_open_connections = 0
+_open_connections_lock = threading.Lock()
+_sqlite_unsafe_here = False
+"""True in a process forked while one of its parent's connections was open."""
+
+
+def _count_connection(delta: int) -> None:
+    global _open_connections
+    with _open_connections_lock:
+        _open_connections += delta
+
+
+def _after_fork_in_child() -> None:
+    global _open_connections, _open_connections_lock, _sqlite_unsafe_here
+    _open_connections_lock = threading.Lock()  # the parent may have held it
+    if _open_connections:
+        _sqlite_unsafe_here = True
+    _open_connections = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _CountedConnection(sqlite3.Connection):
+    """A connection that is counted as open until it is closed (see fork safety above)."""
+
+    _counted = True
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._counted:
+                self._counted = False
+                _count_connection(-1)
+
+
 def _connect(db: Path, timeout: float, *, readonly: bool = False) -> sqlite3.Connection:
-    if readonly:
-        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout, isolation_level=None)
-    else:
-        con = sqlite3.connect(str(db), timeout=timeout, isolation_level=None)
+    if _sqlite_unsafe_here:
+        raise HistoryError(f"cannot use {db} in this process: it was forked while another thread was using the database")
+    _count_connection(+1)  # before connect: connecting takes SQLite's mutexes too
+    try:
+        if readonly:
+            con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout, isolation_level=None, factory=_CountedConnection)
+        else:
+            con = sqlite3.connect(str(db), timeout=timeout, isolation_level=None, factory=_CountedConnection)
+    except BaseException:
+        _count_connection(-1)
+        raise
     try:
         con.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _rollback(con: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already done it.
+
+    On a full disk or an I/O error SQLite rolls the transaction back itself; a second ROLLBACK
+    would raise "no transaction is active" and hide the real reason from the warning.
+    """
+    if con.in_transaction:
+        try:
+            con.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 class History:
@@ -374,7 +464,7 @@ class History:
                 self.imported = self._import_json_layout(con)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
         if self.imported:
             _logger.warning("mcp-exec-telemetry history: imported %d session%s from the JSON files in %s into %s (the files are left as they were)",
@@ -446,7 +536,7 @@ class History:
                     _before_commit()
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
         for path in imported:  # committed: a crash before this only means a later, ignored re-import
             try:
@@ -525,7 +615,7 @@ class History:
                 imported = [path for path, item in spooled if self._import_spooled(con, path, item)]
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
         for path in imported:
             try:
@@ -646,9 +736,11 @@ class History:
                 if rows == counts[day_text]:
                     try:
                         doc = _loads(text)
-                        if not isinstance(doc, dict) or not isinstance(doc.get("counts"), dict):
-                            doc = None
-                    except ValueError:
+                        why = _check_aggregate(doc)
+                    except ValueError as exc:
+                        why = f"corrupt JSON ({exc})"
+                    if why:
+                        _logger.warning("mcp-exec-telemetry history: %s", Problem(f"day {day_text} (daily row of {self.db_path})", f"{why}; recomputed from its sessions"))
                         doc = None
                 if doc is None:
                     doc = _rebuild_day(con, day_text, self.db_path, write=False)
@@ -746,12 +838,14 @@ def _insert(con: sqlite3.Connection, db_path: Path, uid: str, summary: Mapping[s
         return None
     row = con.execute("SELECT rows, doc FROM daily WHERE day = ?", (day_text,)).fetchone()
     daily = None
-    if row is not None:
+    if row is not None and isinstance(row[0], int):
         try:
             daily = _loads(row[1])
         except ValueError:
             daily = None
-    if isinstance(daily, dict) and isinstance(daily.get("counts"), dict):
+        if _check_aggregate(daily) is not None:  # a damaged day row never stops a write: rebuilt below
+            daily = None
+    if daily is not None:
         con.execute("UPDATE daily SET rows = ?, doc = ? WHERE day = ?", (row[0] + 1, _dumps(aggregate([daily, doc])), day_text))
     else:  # missing or damaged: rebuild the day from its rows
         _rebuild_day(con, day_text, db_path, write=True)
