@@ -1,6 +1,7 @@
 """Wrappers around the exporters a session ships to: scrub what leaves, count what was lost.
 
-Every span, log and metric export goes through one of these wrappers. Each applies the session's
+Every span, log and metric export goes through one of these wrappers (the span one, in
+:mod:`._span_exporter`, is imported only by a session that exports spans). Each applies the session's
 scrubbing stage (when on) to the outgoing data and counts what the wrapped exporter failed to
 deliver, so that shutdown can say, in one warning, what was dropped.
 
@@ -22,7 +23,6 @@ from typing import Any, Callable, Sequence
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 _logger = logging.getLogger("mcp_exec_telemetry")
 
@@ -196,40 +196,6 @@ class SpanEndCounter(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
-
-
-class GuardedSpanExporter(SpanExporter):
-    """Scrubs spans before ``inner`` exports them; counts spans it failed to export."""
-
-    def __init__(self, inner: SpanExporter, stats: ExportStats, scrub_span: Callable[[ReadableSpan], ReadableSpan] | None, gate: CollectorGate | None = None) -> None:
-        self._inner = inner
-        self._stats = stats
-        self._scrub = scrub_span
-        self._gate = gate
-        if gate is not None:
-            gate.watch(inner)
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._gate is not None and self._gate.refused:
-            return SpanExportResult.FAILURE
-        try:
-            if self._scrub is not None:
-                spans = [self._scrub(s) for s in spans]
-            result = self._inner.export(spans)
-        except Exception:
-            result = SpanExportResult.FAILURE
-        if result is SpanExportResult.SUCCESS:
-            self._stats.add("spans_exported", len(spans))
-        return result
-
-    def shutdown(self) -> None:
-        if self._gate is not None:
-            self._gate.shutdown(self._inner)
-        else:
-            self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
 
 
 class GuardedMetricExporter(MetricExporter):

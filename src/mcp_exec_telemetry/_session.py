@@ -19,7 +19,6 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from collections import deque
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, NamedTuple
 
@@ -152,11 +151,15 @@ class AfterClose(trace.NoOpTracer):
         return DroppedAfterClose(_count_of(self._spans), _count_of(self._measurements))
 
 
-@dataclass(slots=True)
 class SkillInfo:
-    language: str
-    created_at: datetime | None
-    last_used: datetime | None = None
+    """What a session knows of one skill: its language, when it was saved, when it last ran."""
+
+    __slots__ = ("language", "created_at", "last_used")
+
+    def __init__(self, language: str, created_at: datetime | None, last_used: datetime | None = None) -> None:
+        self.language = language
+        self.created_at = created_at
+        self.last_used = last_used
 
 
 class Session:

@@ -38,7 +38,7 @@ from . import summary as _summary
 from ._session import DroppedAfterClose, Session, propagate_context_to_thread_pools, restore_context
 from ._version import __version__
 from .config import TelemetryConfig, batch_span_options_from_env, grpc_compression_from_env, span_limits_from_env
-from ._exporters import CollectorGate, ExportStats, GuardedMetricExporter, GuardedSpanExporter, SpanEndCounter, guarded_log_exporter, stop_http_server
+from ._exporters import CollectorGate, ExportStats, GuardedMetricExporter, SpanEndCounter, guarded_log_exporter, stop_http_server
 from ._exporters import serve_prometheus as _serve_prometheus
 from .derived import with_derived
 from .scrubbing import TelemetryScrubber
@@ -269,6 +269,8 @@ class Telemetry:
         if not self.enabled or self.tracer_provider is None:
             return
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        from ._span_exporter import GuardedSpanExporter
 
         scrub = self._scrubber.span if self._scrubber is not None else None
         guarded = GuardedSpanExporter(exporter, stats, scrub, gate)

@@ -26,13 +26,11 @@ The candidate set is the one a sequential scan finds when each rule's own regex 
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import importlib
 import re
 from bisect import bisect_left
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence, Union
 
 __all__ = [
     "PiiType",
@@ -64,9 +62,12 @@ class PiiType(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True, slots=True)
-class Detection:
-    """One PII value found in a text: its type name, its ``text[start:end]`` span and the value."""
+class Detection(NamedTuple):
+    """One PII value found in a text: its type name, its ``text[start:end]`` span and the value.
+
+    A named tuple (immutable, compact, cheap to create at import and per match), so
+    ``type, start, end, value = detection`` also works.
+    """
 
     type: str
     start: int
@@ -181,11 +182,13 @@ def _valid_email(value: str) -> bool:
     return len(tld) >= 2 and (tld.isalpha() or (tld[:4].lower() == "xn--" and len(tld) > 4))
 
 
-_SSN_SHAPE = re.compile(r"[0-9]{3}([ .-])[0-9]{2}\1[0-9]{4}\Z")
+# Patterns of rare paths (validators, extra patterns) stay strings: ``re`` compiles and caches them at
+# their first use, so a process that never reaches them does not pay for them at import.
+_SSN_SHAPE = r"[0-9]{3}([ .-])[0-9]{2}\1[0-9]{4}\Z"
 
 
 def _valid_phone(value: str) -> bool:
-    if _SSN_SHAPE.match(value):
+    if re.match(_SSN_SHAPE, value):
         return False  # 3-2-4 digits is an SSN's shape (valid or not), never a phone number
     n = sum(ch.isdigit() for ch in value)
     if value[0] == "+":
@@ -363,14 +366,14 @@ def _valid_auth_header(value: str) -> bool:
     return len(value) >= 16 or (any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value))
 
 
-_CODE_CALL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*[(\[]")
-_CODE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
+_CODE_CALL = r"[A-Za-z_][A-Za-z0-9_.]*[(\[]"
+_CODE_PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\Z"
 
 
 def _valid_secret_value(value: str) -> bool:
     if value[0] in "$%*#" or value.lower() in _PLACEHOLDERS:
         return False
-    if value[0] in "{[(<" or value.startswith(("[REDACTED", "%(")) or _CODE_PATH.match(value) or _CODE_CALL.match(value):
+    if value[0] in "{[(<" or value.startswith(("[REDACTED", "%(")) or re.match(_CODE_PATH, value) or re.match(_CODE_CALL, value):
         return False  # a template, markup or code (``os.environ[...]``, ``getpass()``), not a secret
     return len(set(value)) > 2  # "xxxxxx", "******", "ababab" are masks, not secrets
 
@@ -479,8 +482,7 @@ def _anycase(word: str) -> str:
     return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """One built-in pattern: the PII type it reports, its body regex and an optional validator.
 
     ``body`` may contain one group named ``v``; when it matches, only that group is the value
@@ -810,7 +812,7 @@ RULES: tuple[Rule, ...] = (
 )
 """The built-in rules, in tie-break priority order."""
 
-_BACKREF = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
+_BACKREF = r"\\[1-9]|\(\?P=|\(\?\("
 _SCOPED_FLAGS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"), (re.VERBOSE, "x"), (re.ASCII, "a"))
 _BUILTIN_TYPES = frozenset(t.value for t in PiiType)
 _FLAGS = re.ASCII
@@ -1011,7 +1013,7 @@ class PiiDetector:
         )
         scanned = [r for r in rules if not r.needle and not r.anchored and not r.word_before]
         in_scan = {id(r) for r in scanned}  # by identity: comparing rules field by field is quadratic
-        self._first = _first_char_table([r if id(r) in in_scan else dataclasses.replace(r, first="") for r in rules])
+        self._first = _first_char_table([r if id(r) in in_scan else r._replace(first="") for r in rules])
         self._anchored = tuple(self._compiled[i] for i, r in enumerate(rules) if r.anchored)
         self._worded = tuple((r.word_before[0], frozenset(_expand_class(r.word_before[1])), self._compiled[i])
                              for i, r in enumerate(rules) if r.word_before)
@@ -1051,7 +1053,7 @@ class PiiDetector:
         parts = []
         for c in extra:
             src = c.regex.pattern
-            if not isinstance(src, str) or _BACKREF.search(src):
+            if not isinstance(src, str) or re.search(_BACKREF, src):
                 return None  # group numbers would change meaning once combined
             letters = "".join(ch for flag, ch in _SCOPED_FLAGS if c.regex.flags & flag)
             src = re.sub(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>", "(?:", src)
