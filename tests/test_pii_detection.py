@@ -236,3 +236,15 @@ def test_scan_json_reports_paths(detector: PiiDetector) -> None:
         (("api_key",), Detection("api_key", 0, 12, "abc123def456")),
         (("rows", 0, "ssn"), Detection("ssn", 0, 11, "123-45-6789")),
     ]
+
+
+def test_a_field_named_for_a_secret_is_known_by_the_end_of_its_name_in_any_case() -> None:
+    detector = PiiDetector()
+    for key in ("password", "DB_PASSWORD", "db.Api_Key", "Authorization", "x-auth-token", "azure.ConnectionString"):
+        assert detector.names_a_secret(key), key
+    for key in ("password_hint", "max_tokens", "keyword", "author", "tokenizer", ""):
+        assert not detector.names_a_secret(key), key
+    found = detector.secret_under_key("DB_PASSWORD", "s3cr3t-Value")
+    assert found is not None and (found.type, found.value) == ("api_key", "s3cr3t-Value")
+    assert detector.secret_under_key("db_host", "s3cr3t-Value") is None
+    assert not PiiDetector(types=["email"]).names_a_secret("password")  # api_key not detected at all

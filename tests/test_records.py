@@ -71,3 +71,16 @@ def test_no_method_is_generated_at_import(cls: type) -> None:
     (about 0.4 ms a class in every process that imports ``observe``); these are compiled with the module."""
     for method in ("__init__", "__repr__", "__eq__"):
         assert getattr(cls, method).__code__.co_filename == records.__file__, method
+
+
+def test_the_telemetry_config_shares_the_records_repr_and_eq_and_behaves_as_its_dataclass() -> None:
+    from mcp_exec_telemetry.config import TelemetryConfig
+
+    ref = _reference(TelemetryConfig)
+    assert dataclasses.is_dataclass(TelemetryConfig)
+    a, b = TelemetryConfig(namespace="agent", strict=True), TelemetryConfig(namespace="agent", strict=True)
+    kwargs = {f.name: getattr(a, f.name) for f in dataclasses.fields(TelemetryConfig)}
+    assert repr(a) == repr(ref(**kwargs)).replace(ref.__qualname__, "TelemetryConfig", 1)
+    assert a == b and a != TelemetryConfig(namespace="other") and a != kwargs
+    assert TelemetryConfig.__hash__ is None  # mutable and compared by value, as @dataclass makes it
+    assert dataclasses.replace(a, strict=False) == TelemetryConfig(namespace="agent")

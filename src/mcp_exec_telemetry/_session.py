@@ -17,7 +17,6 @@ import functools
 import itertools
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections import deque
 from datetime import datetime
 from typing import Any, Callable, NamedTuple
@@ -256,6 +255,10 @@ def propagate_context_to_thread_pools() -> None:
             if not instrumentor.is_instrumented_by_opentelemetry:
                 instrumentor.instrument()
             return
+        # Imported here: with the instrumentor above, or before the first session, the thread pool
+        # module (and its queue) is not loaded on the package's behalf.
+        from concurrent.futures import ThreadPoolExecutor
+
         original = ThreadPoolExecutor.submit
 
         @functools.wraps(original)

@@ -15,6 +15,8 @@ import urllib.parse
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
+from .records import _record_eq, _record_repr
+
 __all__ = ["TelemetryConfig"]
 
 _logger = logging.getLogger("mcp_exec_telemetry")
@@ -179,9 +181,14 @@ def grpc_compression_from_env(signal_variable: str, warned: set[str]) -> Any | N
     return None
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class TelemetryConfig:
     """Everything a :class:`~mcp_exec_telemetry.Telemetry` needs to build its providers and readers."""
+
+    # The records' shared __repr__ and __eq__ (what @dataclass would generate, without generating
+    # them when the module loads: a millisecond in every process that imports ``observe``).
+    __repr__ = _record_repr
+    __eq__ = _record_eq
 
     service_name: str | None = None
     """``service.name`` of the resource; ``OTEL_SERVICE_NAME`` or ``mcp-exec-agent`` when unset."""

@@ -1142,14 +1142,14 @@ class PiiDetector:
 
     def names_a_secret(self, key: str) -> bool:
         """Whether a field called ``key`` holds a secret (``password``, ``db.api_key``, ``Authorization`` ...)."""
-        return PiiType.API_KEY.value in self._types and _SECRET_KEY_RE.search(key) is not None
+        return PiiType.API_KEY.value in self._types and _key_names_a_secret(key)
 
     def secret_under_key(self, key: Any, value: str) -> Detection | None:
         """The whole ``value`` as an ``api_key`` detection when ``key`` names a secret, else None."""
         if (
             not isinstance(key, str)
             or PiiType.API_KEY.value not in self._types
-            or _SECRET_KEY_RE.search(key) is None
+            or not _key_names_a_secret(key)
             or len(value) < 6
             or value in self._allow
             or any(ch.isspace() for ch in value)
@@ -1330,9 +1330,15 @@ class PiiDetector:
 _SECRET_KEY_NAMES = _SECRET_KEYS + ("authorization", "cookie", "credentials", "connection_string", "connectionstring")
 """Field names (attribute keys, JSON keys) whose string value is a secret whatever its shape."""
 
-_SECRET_KEY_RE = re.compile(
-    r"(?:" + "|".join(re.escape(k) for k in _SECRET_KEY_NAMES) + r")\Z", re.IGNORECASE | re.ASCII
-)
+_SECRET_KEY_SUFFIXES = tuple(k.lower() for k in _SECRET_KEY_NAMES)
+
+
+def _key_names_a_secret(key: str) -> bool:
+    """Whether the field name ``key`` ends with a secret's name, in any case (``db.API_KEY``).
+
+    One ``str.endswith`` of the lower-cased name: no regex to compile when the module loads, and
+    no search from every position of the name at each attribute."""
+    return key.lower().endswith(_SECRET_KEY_SUFFIXES)
 
 
 def iter_strings(obj: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, str]]:
