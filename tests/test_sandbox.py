@@ -486,7 +486,7 @@ def test_a_sandbox_set_up_ahead_holds_what_a_fresh_one_does() -> None:
     try:
         fresh = ex.execute(probe, "python3", env={"EXTRA": "a b'c"})
         deadline = time.monotonic() + 10
-        while ex._ready[0] is None or not ex._ready[0].wait_ready(0):  # the next run's sandbox, set up in the background
+        while not ex._ready or not ex._ready[0].wait_ready(0):  # the next run's sandbox, set up in the background
             assert time.monotonic() < deadline
             time.sleep(0.01)
         ahead = ex.execute(probe, "python3", memory_limit_mb=100, env={"EXTRA": "a b'c"})  # set up while idle
@@ -523,17 +523,28 @@ def test_a_sandbox_set_up_ahead_passes_any_environment_exactly() -> None:
 
 
 @pytest.mark.parametrize("isolation", ["bwrap", "process"])
-def test_a_runs_work_folder_is_removed_by_the_next_run_or_by_close(isolation: str) -> None:
+def test_a_runs_work_folder_is_removed_after_it_off_the_callers_thread_or_by_close(isolation: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if isolation == "bwrap":
         _require_bwrap()
+    removers: list[str] = []
+    rmtree = shutil.rmtree
+
+    def recording_rmtree(path: str, *args: object, **kwargs: object) -> None:
+        removers.append(threading.current_thread().name)
+        rmtree(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shutil, "rmtree", recording_rmtree)
     ex = CodeExecutor(isolation=isolation)
     where = "import os; open('big', 'wb').write(bytes(1 << 20)); print(os.path.dirname(os.environ['MCP_EXEC_IPC']))"
     first = ex.execute(where, "python3").stdout.strip()
-    assert os.path.isdir(first)  # nothing removed it on the caller's path
-    second = ex.execute("import time; time.sleep(0.3); " + where, "python3").stdout.strip()
-    assert second != first and not os.path.exists(first)  # removed while the second run's code ran
+    deadline = time.monotonic() + 10
+    while os.path.exists(first):  # removed after the run, without a next run
+        assert time.monotonic() < deadline, first
+        time.sleep(0.01)
+    assert removers and threading.main_thread().name not in removers  # never on the caller's thread
+    second = ex.execute(where, "python3").stdout.strip()
     ex.close()
-    assert not os.path.exists(second)
+    assert second != first and not os.path.exists(second)
 
 
 @pytest.mark.parametrize("isolation", ["bwrap", "process"])
@@ -550,16 +561,37 @@ def test_a_missing_interpreter_is_a_sandbox_error_in_every_run(isolation: str) -
     assert all("/no/such/python3" in r.stderr and r.stdout == "" for r in results)
 
 
-def test_the_next_runs_sandbox_is_set_up_while_this_runs_code_runs() -> None:
+def _wait_for_spares(ex: CodeExecutor, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(ex._ready) < count or not all(p.wait_ready(0) for p in list(ex._ready)):
+        assert time.monotonic() < deadline, len(ex._ready)
+        time.sleep(0.01)
+
+
+def test_the_next_runs_sandboxes_are_set_up_after_a_run_not_beside_its_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A set-up beside a starting code slows it: sandboxes ahead are set up between runs, two of them."""
     _require_bwrap()
+    prepared_at: list[float] = []
+    prepare = sandbox.ForkServer.prepare
+
+    def recording_prepare(self: sandbox.ForkServer, *args: object, **kwargs: object) -> int:
+        prepared_at.append(time.time())
+        return prepare(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sandbox.ForkServer, "prepare", recording_prepare)
     ex = CodeExecutor(isolation="bwrap")
     try:
-        result = ex.execute("import time; time.sleep(0.5)", "python3")
-        prepared = ex._ready[0]  # read at once: nothing had time to set it up after the run
-        assert result.exit_code == 0, result.stderr
-        assert prepared is not None and prepared.wait_ready(0)
+        ex.execute("pass", "python3")
+        _wait_for_spares(ex, 2)
+        before = len(prepared_at)
+        result = ex.execute("import time; print(time.time()); time.sleep(0.4); print(time.time())", "python3")
+        start, end = (float(line) for line in result.stdout.split())
+        _wait_for_spares(ex, 2)  # replaced after the run
     finally:
         ex.close()
+    assert result.exit_code == 0, result.stderr
+    assert len(prepared_at) == before + 1
+    assert not [t for t in prepared_at[before:] if start <= t <= end], (start, end, prepared_at[before:])
 
 
 def test_runs_back_to_back_use_the_sandbox_set_up_ahead_not_a_fresh_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -698,3 +730,16 @@ def test_an_executor_used_before_os_fork_still_runs_code_in_the_child() -> None:
     _, status = os.waitpid(pid, 0)
     ex.close()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_close_right_after_a_run_keeps_no_sandbox_the_run_began_setting_up() -> None:
+    _require_bwrap()
+    ex = CodeExecutor(isolation="bwrap")
+    ex.execute("pass", "python3")
+    _wait_for_spares(ex, 2)
+    ex.execute("pass", "python3")  # its chore sets up a replacement after it
+    ex.close()
+    time.sleep(0.5)  # a set-up begun before close() has ended by now
+    assert ex._ready == [] and not ex._preparing
+    assert ex.execute("print(2)", "python3").stdout == "2\n"  # a later run still works
+    ex.close()
