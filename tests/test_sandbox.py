@@ -22,7 +22,7 @@ from typing import Iterator
 
 import pytest
 
-from mcp_exec_telemetry.integrations import sandbox
+from mcp_exec_telemetry.integrations import executor, sandbox
 from mcp_exec_telemetry.integrations.executor import CodeExecutor
 from mcp_exec_telemetry.integrations.sdkgen import SdkGenerator
 from mcp_exec_telemetry.testing import capture
@@ -569,7 +569,7 @@ def _wait_for_spares(ex: CodeExecutor, count: int) -> None:
 
 
 def test_the_next_runs_sandboxes_are_set_up_after_a_run_not_beside_its_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A set-up beside a starting code slows it: sandboxes ahead are set up between runs, two of them."""
+    """A set-up beside a running code slows it: while enough wait, sandboxes are set up between runs."""
     _require_bwrap()
     prepared_at: list[float] = []
     prepare = sandbox.ForkServer.prepare
@@ -582,11 +582,11 @@ def test_the_next_runs_sandboxes_are_set_up_after_a_run_not_beside_its_code(monk
     ex = CodeExecutor(isolation="bwrap")
     try:
         ex.execute("pass", "python3")
-        _wait_for_spares(ex, 2)
+        _wait_for_spares(ex, executor._SPARE_SANDBOXES)
         before = len(prepared_at)
         result = ex.execute("import time; print(time.time()); time.sleep(0.4); print(time.time())", "python3")
         start, end = (float(line) for line in result.stdout.split())
-        _wait_for_spares(ex, 2)  # replaced after the run
+        _wait_for_spares(ex, executor._SPARE_SANDBOXES)  # replaced after the run
     finally:
         ex.close()
     assert result.exit_code == 0, result.stderr
@@ -743,3 +743,30 @@ def test_close_right_after_a_run_keeps_no_sandbox_the_run_began_setting_up() -> 
     assert ex._ready == [] and not ex._preparing
     assert ex.execute("print(2)", "python3").stdout == "2\n"  # a later run still works
     ex.close()
+
+
+def test_a_burst_of_runs_back_to_back_sets_nothing_up_beside_their_code_while_enough_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    _require_bwrap()
+    prepared_at: list[float] = []
+    prepare = sandbox.ForkServer.prepare
+
+    def recording_prepare(self: sandbox.ForkServer, *args: object, **kwargs: object) -> int:
+        prepared_at.append(time.time())
+        return prepare(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sandbox.ForkServer, "prepare", recording_prepare)
+    timed = "import time; print(time.time()); time.sleep(0.1); print(time.time())"
+    ex = CodeExecutor(isolation="bwrap")
+    try:
+        ex.execute("pass", "python3")
+        _wait_for_spares(ex, executor._SPARE_SANDBOXES)
+        before = len(prepared_at)
+        burst = [ex.execute(timed, "python3") for _ in range(executor._SPARE_SANDBOXES - executor._LOW_SPARES - 1)]
+        during = list(prepared_at[before:])
+        _wait_for_spares(ex, executor._SPARE_SANDBOXES)  # and all replaced once the burst is over
+    finally:
+        ex.close()
+    windows = [tuple(float(x) for x in r.stdout.split()) for r in burst]
+    assert len(windows) == 2 and all(r.exit_code == 0 for r in burst)
+    assert not [t for t in during for start, end in windows if start <= t <= end], (windows, during)
+    assert len(prepared_at) - before == len(burst)

@@ -71,7 +71,9 @@ _DRAIN_GRACE_S = 0.25  # after the exit, how long output held open by leftovers 
 _SETTLE_S = 0.5  # after the exit, how long messages the code sent before it ended may still be handled
 _MAX_LINE = 16 << 20  # one IPC message
 _PREPARED_WAIT_S = 1.0  # how long a run waits for the sandbox being set up for it before starting its own
-_SPARE_SANDBOXES = 2  # sandboxes kept set up ahead: runs back to back take one while the other is replaced
+_SPARE_SANDBOXES = 4  # sandboxes kept set up ahead, for a burst of runs back to back
+_LOW_SPARES = 1  # with this few left, the next is set up at once, even beside a running code
+_QUIET_S = 0.01  # otherwise a set-up starts only once no run has been in progress for this long
 
 EXIT_REASONS = ("exit", "signal", "timeout", "memory", "cpu_time", "file_size", "process_count", "sandbox_error")
 _SIGXCPU, _SIGXFSZ, _SIGKILL = 24, 25, 9
@@ -475,14 +477,17 @@ class CodeExecutor:
         self._chores: ThreadPoolExecutor | None = None
         self._pools_pid = os.getpid()
         self._pool_lock = threading.Lock()
-        # Sandboxes set up ahead, oldest first, so that a run skips the set-up. They are set up
-        # after a run ends, off every run's path: a set-up beside a running code slows its start
-        # (measured 1.3-1.5 ms of a python ``print(1)``). Two are kept so that runs back to back
-        # still find one ready while the other is replaced. ``_preparing`` says one is on its way
-        # to ``_ready`` (a run waits for it rather than setting up its own beside it).
+        # Sandboxes set up ahead, oldest first, so that a run skips the set-up. A set-up beside a
+        # running code slows that code (a python ``print(1)`` by 1.5-3.5 ms), so they are set up
+        # between runs: once no run has been in progress for ``_QUIET_S`` (runs apart, as an
+        # agent's runs follow its model's answers), or at once when only ``_LOW_SPARES`` are left
+        # (a long stream of runs back to back). ``_preparing`` says one is on its way to
+        # ``_ready`` (a run waits for it rather than setting up its own beside it).
         self._ready: list[_Prepared] = []
         self._ready_lock = threading.Condition(threading.Lock())
         self._preparing = False
+        self._running = 0
+        self._last_end = 0.0  # time.monotonic() when the last run ended
         self._closes = 0  # a set-up begun before close() is discarded, not kept
         # Work folders of ended runs: removed by the chore after each run (or by close()).
         self._leftovers: list[str] = []
@@ -495,6 +500,7 @@ class CodeExecutor:
         A later run still works; it sets up its own sandbox and the next ones again."""
         with self._ready_lock:
             self._closes += 1
+            self._ready_lock.notify_all()  # a top-up waiting for a quiet moment stops
             self._ready_lock.wait_for(lambda: not self._preparing, _PREPARED_WAIT_S)
             _discard_prepared(self._ready)
         _remove_folders(self._leftovers)
@@ -584,6 +590,8 @@ class CodeExecutor:
         mem = self.memory_limit_mb if memory_limit_mb is None else memory_limit_mb
         cap = self.output_limit_bytes if output_limit_bytes is None else output_limit_bytes
         limits = self._limits(mem, timeout)
+        with self._ready_lock:
+            self._running += 1
         prepared = self._take_prepared()
         fds: list[int] = []
         if prepared is not None:
@@ -642,6 +650,10 @@ class CodeExecutor:
                 except OSError:
                     pass
             self._leftovers.append(workdir)
+            with self._ready_lock:
+                self._running -= 1
+                self._last_end = time.monotonic()
+                self._ready_lock.notify_all()
             self._chore(self._after_run, self._closes)  # off the caller's thread (at interpreter exit: not at all)
 
     def _after_run(self, closes: int) -> None:
@@ -657,6 +669,7 @@ class CodeExecutor:
         with self._ready_lock:
             self._ready_lock.wait_for(lambda: bool(self._ready) or not self._preparing, _PREPARED_WAIT_S)
             prepared = self._ready.pop(0) if self._ready else None
+            self._ready_lock.notify_all()  # a top-up waiting for a quiet moment may now be short
         if prepared is None:
             return None
         if prepared.dead() or not prepared.wait_ready(_PREPARED_WAIT_S):
@@ -669,12 +682,21 @@ class CodeExecutor:
     def _top_up(self, closes: int) -> None:
         """Set up sandboxes for the next runs, one at a time, until ``_SPARE_SANDBOXES`` wait.
 
-        ``closes`` is the count of ``close()`` calls when the chore was asked for: after a later
-        ``close()`` nothing more is set up, and a set-up under way is discarded."""
+        Each set-up waits for a quiet moment (no run in progress for ``_QUIET_S``) unless only
+        ``_LOW_SPARES`` are left. ``closes`` is the count of ``close()`` calls when the chore was
+        asked for: after a later ``close()`` nothing more is set up, and a set-up under way is
+        discarded. Nothing is set up once the interpreter is exiting."""
         while True:
             with self._ready_lock:
-                if len(self._ready) >= _SPARE_SANDBOXES or self._preparing or self._closes != closes:
-                    return
+                while True:
+                    if len(self._ready) >= _SPARE_SANDBOXES or self._preparing or self._closes != closes:
+                        return
+                    if not threading.main_thread().is_alive():
+                        return
+                    quiet_for = time.monotonic() - self._last_end
+                    if len(self._ready) <= _LOW_SPARES or (self._running == 0 and quiet_for >= _QUIET_S):
+                        break
+                    self._ready_lock.wait(_QUIET_S - quiet_for if self._running == 0 else 0.5)
                 self._preparing = True
             prepared: _Prepared | None = None
             try:
