@@ -568,17 +568,23 @@ def _wait_for_spares(ex: CodeExecutor, count: int) -> None:
         time.sleep(0.01)
 
 
-def test_the_next_runs_sandboxes_are_set_up_after_a_run_not_beside_its_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A set-up beside a running code slows it: while enough wait, sandboxes are set up between runs."""
-    _require_bwrap()
-    prepared_at: list[float] = []
+@pytest.fixture
+def prepared_at(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """When each sandbox set up ahead was asked of the fork server (wall-clock seconds)."""
+    times: list[float] = []
     prepare = sandbox.ForkServer.prepare
 
     def recording_prepare(self: sandbox.ForkServer, *args: object, **kwargs: object) -> int:
-        prepared_at.append(time.time())
+        times.append(time.time())
         return prepare(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(sandbox.ForkServer, "prepare", recording_prepare)
+    return times
+
+
+def test_the_next_runs_sandboxes_are_set_up_after_a_run_not_beside_its_code(prepared_at: list[float]) -> None:
+    """A set-up beside a running code slows it: while enough wait, sandboxes are set up between runs."""
+    _require_bwrap()
     ex = CodeExecutor(isolation="bwrap")
     try:
         ex.execute("pass", "python3")
@@ -745,16 +751,8 @@ def test_close_right_after_a_run_keeps_no_sandbox_the_run_began_setting_up() -> 
     ex.close()
 
 
-def test_a_burst_of_runs_back_to_back_sets_nothing_up_beside_their_code_while_enough_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_burst_of_runs_back_to_back_sets_nothing_up_beside_their_code_while_enough_wait(prepared_at: list[float]) -> None:
     _require_bwrap()
-    prepared_at: list[float] = []
-    prepare = sandbox.ForkServer.prepare
-
-    def recording_prepare(self: sandbox.ForkServer, *args: object, **kwargs: object) -> int:
-        prepared_at.append(time.time())
-        return prepare(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sandbox.ForkServer, "prepare", recording_prepare)
     timed = "import time; print(time.time()); time.sleep(0.1); print(time.time())"
     ex = CodeExecutor(isolation="bwrap")
     try:

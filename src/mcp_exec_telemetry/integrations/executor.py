@@ -390,23 +390,23 @@ class _Prepared:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _discard_prepared(ready: list[_Prepared]) -> None:
-    while ready:
+def _drain(items: list[Any], release: Callable[[Any], object]) -> None:
+    """``release`` each item, emptying the list (``list.pop`` is atomic: two drainers never collide)."""
+    while items:
         try:
-            prepared = ready.pop()
+            item = items.pop()
         except IndexError:
             return
-        prepared.discard()
+        release(item)
+
+
+def _discard_prepared(ready: list[_Prepared]) -> None:
+    _drain(ready, _Prepared.discard)
 
 
 def _remove_folders(folders: list[str]) -> None:
-    """Remove the work folders of ended runs (``list.pop`` is atomic: two removers never collide)."""
-    while folders:
-        try:
-            folder = folders.pop()
-        except IndexError:
-            return
-        shutil.rmtree(folder, ignore_errors=True)
+    """Remove the work folders of ended runs."""
+    _drain(folders, lambda folder: shutil.rmtree(folder, ignore_errors=True))
 
 
 def _release(ready: list[_Prepared], folders: list[str]) -> None:
