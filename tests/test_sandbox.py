@@ -588,11 +588,11 @@ def test_the_next_runs_sandboxes_are_set_up_after_a_run_not_beside_its_code(prep
     ex = CodeExecutor(isolation="bwrap")
     try:
         ex.execute("pass", "python3")
-        _wait_for_spares(ex, executor._SPARE_SANDBOXES)
+        _wait_for_spares(ex, ex.sandboxes_ahead)
         before = len(prepared_at)
         result = ex.execute("import time; print(time.time()); time.sleep(0.4); print(time.time())", "python3")
         start, end = (float(line) for line in result.stdout.split())
-        _wait_for_spares(ex, executor._SPARE_SANDBOXES)  # replaced after the run
+        _wait_for_spares(ex, ex.sandboxes_ahead)  # replaced after the run
     finally:
         ex.close()
     assert result.exit_code == 0, result.stderr
@@ -757,14 +757,37 @@ def test_a_burst_of_runs_back_to_back_sets_nothing_up_beside_their_code_while_en
     ex = CodeExecutor(isolation="bwrap")
     try:
         ex.execute("pass", "python3")
-        _wait_for_spares(ex, executor._SPARE_SANDBOXES)
+        _wait_for_spares(ex, ex.sandboxes_ahead)
         before = len(prepared_at)
-        burst = [ex.execute(timed, "python3") for _ in range(executor._SPARE_SANDBOXES - executor._LOW_SPARES - 1)]
+        burst = [ex.execute(timed, "python3") for _ in range(ex.sandboxes_ahead - executor._LOW_SPARES - 1)]
         during = list(prepared_at[before:])
-        _wait_for_spares(ex, executor._SPARE_SANDBOXES)  # and all replaced once the burst is over
+        _wait_for_spares(ex, ex.sandboxes_ahead)  # and all replaced once the burst is over
     finally:
         ex.close()
     windows = [tuple(float(x) for x in r.stdout.split()) for r in burst]
     assert len(windows) == 2 and all(r.exit_code == 0 for r in burst)
     assert not [t for t in during for start, end in windows if start <= t <= end], (windows, during)
     assert len(prepared_at) - before == len(burst)
+
+
+def test_sandboxes_ahead_bounds_how_many_wait_and_zero_sets_each_up_on_its_own_path(prepared_at: list[float]) -> None:
+    _require_bwrap()
+    none_ahead = CodeExecutor(isolation="bwrap", sandboxes_ahead=0)
+    try:
+        runs = [none_ahead.execute("print(3)", "python3") for _ in range(3)]
+        time.sleep(0.2)
+        assert [r.stdout for r in runs] == ["3\n"] * 3 and prepared_at == [] and none_ahead._ready == []
+    finally:
+        none_ahead.close()
+    one_ahead = CodeExecutor(isolation="bwrap", sandboxes_ahead=1)
+    try:
+        for _ in range(3):
+            assert one_ahead.execute("print(4)", "python3").stdout == "4\n"
+        _wait_for_spares(one_ahead, 1)
+        time.sleep(0.2)  # nothing more is set up
+        assert len(one_ahead._ready) == 1
+    finally:
+        one_ahead.close()
+    for bad in (-1, True, 2.0, "4"):
+        with pytest.raises(ValueError, match="sandboxes_ahead"):
+            CodeExecutor(isolation="process", sandboxes_ahead=bad)  # type: ignore[arg-type]
