@@ -154,3 +154,18 @@ print("ok")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
     assert "already set; leaving it in place" in out.stderr
+
+
+@pytest.mark.parametrize("bad", ["", "_a", "1agent", "agent-x", "agent x", "agent\n", "caf\u00e9", "a" * 64, 42, None])
+def test_a_namespace_opentelemetry_would_refuse_is_a_value_error_naming_the_rule(bad: object) -> None:
+    # "_a" passed the old check, and OpenTelemetry then raised its own exception out of observe().
+    with pytest.raises(ValueError, match=r"namespace must be a letter then at most 62 letters, digits or underscores"):
+        observe(history=False, namespace=bad)
+
+
+@pytest.mark.parametrize("good", ["agent", "a_", "A_1", "a" * 63])
+def test_a_namespace_of_a_letter_then_letters_digits_and_underscores_names_every_instrument(good: str) -> None:
+    with observe(history=False, namespace=good) as tel:
+        tel.skills.record("s", 1.0)
+        names = {m.name for m in tel.metrics_data().resource_metrics[0].scope_metrics[0].metrics}
+    assert f"{good.lower()}.skills.duration" in names  # OpenTelemetry names are case-insensitive

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field, fields
@@ -20,7 +19,14 @@ from .records import _record_eq, _record_repr
 __all__ = ["TelemetryConfig"]
 
 _logger = logging.getLogger("mcp_exec_telemetry")
-_NAMESPACE_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
+
+
+def _valid_namespace(name: object) -> bool:
+    """``[a-zA-Z][a-zA-Z0-9_]{0,62}``: the first part of every instrument name, which OpenTelemetry
+    wants to start with a letter (no regex compiled for it)."""
+    return isinstance(name, str) and name.isascii() and name.isidentifier() and name[0] != "_" and len(name) <= 63
+
+
 PROTOCOLS = ("grpc", "http/protobuf")
 DEFAULT_PROTOCOL = "grpc"
 DEFAULT_EXPORT_INTERVAL_MS = 60_000.0
@@ -260,8 +266,8 @@ class TelemetryConfig:
 
     def resolve(self) -> None:
         """Fill unset values from the environment and validate the rest."""
-        if not isinstance(self.namespace, str) or not _NAMESPACE_RE.match(self.namespace):
-            raise ValueError(f"namespace must be an identifier ([a-zA-Z_][a-zA-Z0-9_]*), got {self.namespace!r}")
+        if not _valid_namespace(self.namespace):
+            raise ValueError(f"namespace must be a letter then at most 62 letters, digits or underscores ([a-zA-Z][a-zA-Z0-9_]*), got {self.namespace!r}")
         if self.disabled is None:
             self.disabled = _env_bool("OTEL_SDK_DISABLED")
         if self.service_name is None:
