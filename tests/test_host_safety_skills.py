@@ -15,6 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from mcp_exec_telemetry import observe
 from mcp_exec_telemetry.integrations import CodeExecutor, SkillManager
 
@@ -119,3 +121,13 @@ def test_a_failed_save_leaves_the_old_skill_intact(tmp_path):
     after = skills.load("s")
     assert (after.code, after.description, after.updated_at) == (old_code, "old", before.updated_at)
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["skill.json", "skill.py"]
+
+
+@pytest.mark.parametrize("bad", ["report\n", "", ".", "..", "a/b", "-x", "a" * 129, "caf\u00e9"])
+def test_a_skill_name_that_is_not_a_plain_folder_name_is_refused(tmp_path, bad):
+    # "report\n" passed the old check (a regex ending in "$" matches before a final newline) and made
+    # a folder with a newline in its name.
+    skills = SkillManager(tmp_path)
+    with pytest.raises(ValueError, match="invalid skill name"):
+        skills.save(bad, "print(1)")
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []  # no skill folder was made

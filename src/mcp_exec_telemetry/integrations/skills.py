@@ -42,7 +42,7 @@ _logger = logging.getLogger("mcp_exec_telemetry")
 _LOCKS: dict[str, tuple[Any, threading.local]] = {}  # root -> (its lock, which thread holds the file lock)
 _LOCKS_GUARD = threading.Lock()
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _SUFFIX = {"python3": "py", "javascript": "js"}
 
 
@@ -146,7 +146,7 @@ class SkillManager:
                 os.close(fd)
 
     def _dir(self, name: str) -> Path:
-        if not _NAME_RE.match(name) or name in {".", ".."}:
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name in {".", ".."}:
             raise ValueError(f"invalid skill name {name!r}")
         return self.root / name
 
