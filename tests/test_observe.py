@@ -169,3 +169,20 @@ def test_a_namespace_of_a_letter_then_letters_digits_and_underscores_names_every
         tel.skills.record("s", 1.0)
         names = {m.name for m in tel.metrics_data().resource_metrics[0].scope_metrics[0].metrics}
     assert f"{good.lower()}.skills.duration" in names  # OpenTelemetry names are case-insensitive
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"scrub_patterns": {"ticket": "TICKET-("}}, "extra pattern 'ticket' is not a regular expression"),
+        ({"scrub_patterns": {"ticket": 42}}, "extra pattern 'ticket' is not a regular expression"),
+        ({"span_processors": "BatchSpanProcessor"}, "span_processors must be a list or tuple"),
+        ({"span_processors": [object()]}, "span_processors holds .* which has no on_start, on_end, shutdown, force_flush"),
+        ({"metric_exporters": [object()]}, "metric_exporters holds .* which has no export, shutdown, force_flush"),
+    ],
+)
+def test_a_bad_pattern_processor_or_exporter_is_a_value_error_at_observe_naming_it(options: dict, message: str) -> None:
+    # Before: a bad pattern raised re.error out of observe(); a bad processor was taken, failed on
+    # every span and printed a traceback at interpreter exit.
+    with pytest.raises(ValueError, match=message):
+        observe(history=False, **options)

@@ -27,6 +27,17 @@ def _valid_namespace(name: object) -> bool:
     return isinstance(name, str) and name.isascii() and name.isidentifier() and name[0] != "_" and len(name) <= 63
 
 
+def _check_components(option: str, value: Any, methods: tuple[str, ...]) -> None:
+    """``value`` is a list or tuple of objects with ``methods`` (an OpenTelemetry span processor or
+    metric exporter): anything else would fail on the first span or export, far from its cause."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{option} must be a list or tuple, got {value!r}")
+    for item in value:
+        missing = [m for m in methods if not callable(getattr(item, m, None))]
+        if missing:
+            raise ValueError(f"{option} holds {item!r}, which has no {', '.join(missing)}")
+
+
 PROTOCOLS = ("grpc", "http/protobuf")
 DEFAULT_PROTOCOL = "grpc"
 DEFAULT_EXPORT_INTERVAL_MS = 60_000.0
@@ -312,6 +323,8 @@ class TelemetryConfig:
         p = self.prometheus
         if p is not None and not isinstance(p, bool) and (not isinstance(p, int) or not 0 <= p <= 65535):
             raise ValueError(f"prometheus must be True, False or a port from 0 to 65535, got {p!r}")
+        _check_components("span_processors", self.span_processors, ("on_start", "on_end", "shutdown", "force_flush"))
+        _check_components("metric_exporters", self.metric_exporters, ("export", "shutdown", "force_flush"))
 
     @property
     def prometheus_port(self) -> int | None:

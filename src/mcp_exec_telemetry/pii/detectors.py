@@ -1006,9 +1006,14 @@ class PiiDetector:
             unknown = wanted - _BUILTIN_TYPES - set(extra)
             if unknown:
                 raise ValueError(f"unknown PII types: {sorted(unknown)}")
-        for name in extra:
+        for name, pattern in extra.items():
             if not name or not isinstance(name, str):
                 raise ValueError(f"extra pattern names must be non-empty strings, got {name!r}")
+            if not isinstance(pattern, re.Pattern):
+                try:
+                    extra[name] = re.compile(pattern)
+                except (re.error, TypeError) as exc:
+                    raise ValueError(f"extra pattern {name!r} is not a regular expression ({pattern!r}): {exc}") from None
         self._allow = frozenset(allow)
         rules = [r for r in RULES if wanted is None or r.type in wanted]
         self._rules = tuple(rules)
@@ -1034,13 +1039,7 @@ class PiiDetector:
         # text behind one space (a separator), so no second regex is matched at position 0.
         self._scan = re.compile(_scan_pattern(scanned), _FLAGS) if scanned else None
         self._extra = tuple(
-            _Compiled(
-                len(rules) + j,
-                name,
-                p if isinstance(p, re.Pattern) else re.compile(p),
-                "value" in (p if isinstance(p, re.Pattern) else re.compile(p)).groupindex,
-                None,
-            )
+            _Compiled(len(rules) + j, name, p, "value" in p.groupindex, None)
             for j, (name, p) in enumerate(extra.items())
             if wanted is None or name in wanted
         )
