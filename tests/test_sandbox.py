@@ -45,7 +45,7 @@ def _require_node() -> None:
         return
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail("node is not installed (apt-get install nodejs)", pytrace=False)
-    pytest.skip("node is not installed")
+    pytest.skip("node is not installed (apt-get install nodejs); the javascript sandbox tests need it")
 
 
 @pytest.fixture

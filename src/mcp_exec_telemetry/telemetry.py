@@ -146,9 +146,9 @@ class Telemetry:
         self._final_data: MetricsData | None = None
         self._export_stats = ExportStats()
         self._batch_options: dict[str, int] | None = None
+        """``BatchSpanProcessor`` sizes from ``OTEL_BSP_*``, read (and warned about) at the first batch exporter."""
         self._env_warned: set[str] = set()
         """``OTEL_*`` variables the session's exporters share and already warned about."""
-        """``BatchSpanProcessor`` sizes from ``OTEL_BSP_*``, read (and warned about) at the first batch exporter."""
         self.logger_provider: Any = None
         self.saved_path: Any = None
         self.meter_provider: MeterProvider | None = None

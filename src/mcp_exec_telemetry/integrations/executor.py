@@ -426,8 +426,8 @@ class CodeExecutor:
     warning. ``allow_network`` lets sandboxed code reach the network. Limits: ``memory_limit_mb``,
     ``cpu_time_limit_s`` (default: the timeout), ``file_size_limit_mb``, ``process_limit``; ``0``
     turns one off. ``sandboxes_ahead`` (bubblewrap only) is how many sandboxes wait set up for the
-    next runs, each three idle processes (5 MiB resident, under 1 MiB their own); ``0`` sets each run's up on its own path,
-    and below 3 a replacement is set up beside the next run's code.
+    next runs, each three idle processes (5 MiB resident, under 1 MiB their own); ``0`` sets each
+    run's up on its own path, and below 3 a replacement is set up beside the next run's code.
     """
 
     def __init__(
@@ -598,13 +598,17 @@ class CodeExecutor:
         limits = self._limits(mem, timeout)
         with self._ready_lock:
             self._running += 1
-        prepared = self._take_prepared()
         fds: list[int] = []
-        if prepared is not None:
-            workdir, door = prepared.workdir, prepared.door
-            fds += [prepared.out_r, prepared.err_r, prepared.rep_r]
-        else:
-            workdir, door = tempfile.mkdtemp(prefix="mcp-exec-"), None
+        try:
+            prepared = self._take_prepared()
+            if prepared is not None:
+                workdir, door = prepared.workdir, prepared.door
+                fds += [prepared.out_r, prepared.err_r, prepared.rep_r]
+            else:
+                workdir, door = tempfile.mkdtemp(prefix="mcp-exec-"), None
+        except BaseException:  # e.g. no room for a work folder: this run never started
+            self._run_ended()
+            raise
         try:
             script = os.path.join(workdir, "main" + _SUFFIX[lang])
             with open(script, "wb") as f:
@@ -656,11 +660,15 @@ class CodeExecutor:
                 except OSError:
                     pass
             self._leftovers.append(workdir)
-            with self._ready_lock:
-                self._running -= 1
-                self._last_end = time.monotonic()
-                self._ready_lock.notify_all()
+            self._run_ended()
             self._chore(self._after_run, self._closes)  # off the caller's thread (at interpreter exit: not at all)
+
+    def _run_ended(self) -> None:
+        """Count a run out: a top-up waiting for a quiet moment starts its clock now."""
+        with self._ready_lock:
+            self._running -= 1
+            self._last_end = time.monotonic()
+            self._ready_lock.notify_all()
 
     def _after_run(self, closes: int) -> None:
         """The chore of a run that has ended: remove ended runs' folders, set up the next sandboxes."""
