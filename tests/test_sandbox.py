@@ -791,3 +791,22 @@ def test_sandboxes_ahead_bounds_how_many_wait_and_zero_sets_each_up_on_its_own_p
     for bad in (-1, True, 2.0, "4"):
         with pytest.raises(ValueError, match="sandboxes_ahead"):
             CodeExecutor(isolation="process", sandboxes_ahead=bad)  # type: ignore[arg-type]
+
+
+def test_a_run_that_cannot_make_its_work_folder_raises_and_leaves_no_run_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full /tmp: the error reaches the caller as before, and later set-ups do not wait for that run."""
+    _require_bwrap()
+    ex = CodeExecutor(isolation="bwrap", sandboxes_ahead=0)  # every run makes its own folder
+    try:
+        def no_room(*args: object, **kwargs: object) -> str:
+            raise OSError(28, "No space left on device")
+
+        with monkeypatch.context() as m:
+            m.setattr(tempfile, "mkdtemp", no_room)
+            with pytest.raises(OSError, match="No space left"):
+                ex.execute("print(1)", "python3")
+        assert ex._running == 0
+        assert ex.execute("print(5)", "python3").stdout == "5\n"
+        assert ex._running == 0
+    finally:
+        ex.close()
