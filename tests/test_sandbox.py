@@ -531,6 +531,8 @@ def test_a_runs_work_folder_is_removed_after_it_off_the_callers_thread_or_by_clo
 
     def recording_rmtree(path: str, *args: object, **kwargs: object) -> None:
         removers.append(threading.current_thread().name)
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.2)  # a slow disk: close() may come while the chore is still removing
         rmtree(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(shutil, "rmtree", recording_rmtree)

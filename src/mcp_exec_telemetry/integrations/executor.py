@@ -390,23 +390,32 @@ class _Prepared:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _drain(items: list[Any], release: Callable[[Any], object]) -> None:
-    """``release`` each item, emptying the list (``list.pop`` is atomic: two drainers never collide)."""
-    while items:
+def _discard_prepared(ready: list[_Prepared]) -> None:
+    """Discard each sandbox set up ahead (``list.pop`` is atomic: none is discarded twice)."""
+    while ready:
         try:
-            item = items.pop()
+            prepared = ready.pop()
         except IndexError:
             return
-        release(item)
-
-
-def _discard_prepared(ready: list[_Prepared]) -> None:
-    _drain(ready, _Prepared.discard)
+        prepared.discard()
 
 
 def _remove_folders(folders: list[str]) -> None:
-    """Remove the work folders of ended runs."""
-    _drain(folders, lambda folder: shutil.rmtree(folder, ignore_errors=True))
+    """Remove the work folders of ended runs.
+
+    A folder leaves the list only once it is removed, so a remover that finds the list empty (as
+    ``close()`` does) knows every folder is gone, even one the chore thread is still removing (two
+    removers of one folder are harmless)."""
+    while folders:
+        try:
+            folder = folders[0]
+        except IndexError:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            folders.remove(folder)
+        except ValueError:
+            pass  # the other remover took it off first
 
 
 def _release(ready: list[_Prepared], folders: list[str]) -> None:
