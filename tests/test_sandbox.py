@@ -281,6 +281,81 @@ def test_no_network_unless_allowed(ex: CodeExecutor, tcp_server: tuple[int, list
     assert len(accepted) == 1
 
 
+_NETNS = "import os; print(os.readlink('/proc/self/ns/net'))\n"
+
+
+def _require_root_netns() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root's fork server keeps network namespaces; an unprivileged agent's sandboxes each get bubblewrap's own (test_an_unprivileged_agent_sets_each_runs_limits_on_a_sandbox_set_up_ahead)")
+
+
+def test_runs_without_network_take_turns_in_namespaces_the_fork_server_keeps(ex: CodeExecutor) -> None:
+    """Making and freeing a network namespace is the dearest part of a sandbox's set-up, so (as root)
+    the fork server keeps them: a sandbox holds one alone, and the next sandbox gets it once the
+    first one's processes are all gone. None is the agent's own."""
+    _require_root_netns()
+    seen = [ex.execute(_NETNS, "python3").stdout.strip() for _ in range(10)]
+    ex.close()
+    assert all(ns.startswith("net:[") for ns in seen), seen
+    assert os.readlink("/proc/self/ns/net") not in seen
+    assert len(set(seen)) <= 6, seen  # four set up ahead, the running one, one more: then reused
+
+
+def test_two_runs_at_once_never_share_a_network_namespace() -> None:
+    _require_bwrap()
+    _require_root_netns()
+    executors = [CodeExecutor(isolation="bwrap") for _ in range(2)]
+    code = _NETNS + "import time; time.sleep(1.0)\n"  # both hold theirs at the same time
+    seen: list[str] = []
+    threads = [threading.Thread(target=lambda e=e: seen.append(e.execute(code, "python3").stdout.strip())) for e in executors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e in executors:
+        e.close()
+    assert len(seen) == 2 and seen[0] != seen[1], seen
+
+
+def test_nothing_a_run_left_listening_is_there_for_the_next_run_in_its_namespace(ex: CodeExecutor, token: str) -> None:
+    """A daemon started by one run (its own session, its parent gone) dies with the run's PID
+    namespace before the network namespace goes to another sandbox: the next run there finds the
+    port closed, and code can neither take loopback down nor find it down."""
+    _require_root_netns()
+    port = 20000 + int(token[2:6], 16) % 20000
+    daemon = (
+        "import os, socket, sys, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        f"        {_named(token).strip()}\n"
+        f"        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', {port})); s.listen()\n"
+        "        os.write(1, b'listening\\n')\n"
+        "        while True: s.accept()[0].close()\n"
+        "    os._exit(0)\n"
+        "time.sleep(0.3)\n"
+    )
+    first = ex.execute(_NETNS + daemon, "python3")
+    ns, said = first.stdout.split("\n", 1)
+    assert said.startswith("listening"), first.stdout + first.stderr
+    assert _survivors(token) == []
+    probe = _NETNS + (
+        "import fcntl, socket, struct\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "try:\n"
+        "    fcntl.ioctl(s.fileno(), 0x8914, struct.pack('16sh22x', b'lo', 0)); print('took loopback down')\n"
+        "except PermissionError:\n"
+        "    print('loopback stays up')\n"
+        "try:\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=1).close(); print('the daemon answered')\n"
+        "except ConnectionRefusedError:\n"
+        "    print('refused')\n"
+    )
+    later = [ex.execute(probe, "python3").stdout.split() for _ in range(8)]
+    assert all(out[1:] == ["loopback", "stays", "up", "refused"] for out in later), later
+    assert ns in [out[0] for out in later], (ns, later)  # one of them did get the first run's namespace
+
+
 # --- limits ------------------------------------------------------------------------------------
 
 
@@ -633,6 +708,10 @@ for mem in (300, 120, 200):  # the first sandbox is set up on the run's path, th
     print(r.exit_code, r.stdout.strip())
 r = ex.execute("block = bytearray(300 << 20)", "python3", memory_limit_mb=150)
 print(r.exit_code, r.exit_reason)
+# No network namespace kept by the fork server here (it may not make them): each sandbox gets its own.
+seen = [ex.execute("import os; print(os.readlink('/proc/self/ns/net'))", "python3").stdout for _ in range(6)]
+import os
+print(len(set(seen)), os.readlink("/proc/self/ns/net") in [ns.strip() for ns in seen])
 ex.close()
 """
 
@@ -671,7 +750,7 @@ def test_an_unprivileged_agent_sets_each_runs_limits_on_a_sandbox_set_up_ahead()
     finally:
         shutil.rmtree(shared, ignore_errors=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["0 300 40 True", "0 120 40 True", "0 200 40 True", "1 memory"], done.stderr
+    assert done.stdout.splitlines() == ["0 300 40 True", "0 120 40 True", "0 200 40 True", "1 memory", "6 False"], done.stderr
 
 
 # --- choosing the isolation --------------------------------------------------------------------

@@ -651,7 +651,7 @@ class CodeExecutor:
                 rep_r, rep_w = os.pipe()
                 fds += [rep_r, rep_w]
                 try:
-                    run_id = server.spawn(argv, child_env, workdir, limits.rlimits(), (out_w, err_w, rep_w), pids=limits.processes, info=self._bwrap is not None, memory_bytes=limits.memory_bytes)
+                    run_id = server.spawn(argv, child_env, workdir, limits.rlimits(), (out_w, err_w, rep_w), pids=limits.processes, info=self._bwrap is not None, memory_bytes=limits.memory_bytes, reuse_netns=self._bwrap is not None and not self.allow_network)
                 except OSError as exc:
                     return self._failed(lang, f"mcp-exec: cannot start the code: {exc}\n", t_call)
                 for fd in (out_w, err_w, rep_w):
@@ -753,7 +753,7 @@ class CodeExecutor:
                 read_only=self._read_only_paths(), info_fd=3,
             )
             server = fork_server()
-            run_id = server.prepare(argv, {"PATH": "/usr/bin:/bin"}, workdir, (out_w, err_w, rep_w, ready_w), pids=self.process_limit or None)
+            run_id = server.prepare(argv, {"PATH": "/usr/bin:/bin"}, workdir, (out_w, err_w, rep_w, ready_w), pids=self.process_limit or None, reuse_netns=not self.allow_network)
             for fd in (out_w, err_w, rep_w, ready_w):
                 os.close(fd)
                 made.remove(fd)

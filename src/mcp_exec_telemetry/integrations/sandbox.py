@@ -7,7 +7,10 @@ Two isolations, chosen per :class:`~.executor.CodeExecutor`:
   and UTS namespaces with every capability dropped: the root file system is mounted read-only, ``/tmp``
   is a private tmpfs and the run's work folder is the only other writable place, ``/proc`` is a fresh
   one that shows only the sandbox's own processes (the agent's environment is out of reach), and there
-  is no network unless the caller allows it. ``--die-with-parent`` and the PID namespace make the end
+  is no network unless the caller allows it (a loopback of its own; when the agent runs as root the
+  fork server keeps these network namespaces, each held by one sandbox at a time and given to the
+  next once every process of the last one is gone, because making and freeing one costs more than
+  the rest of a set-up). ``--die-with-parent`` and the PID namespace make the end
   of the run final: when the code's main process exits, or is killed at the timeout, every process it
   started dies with it, whatever it did with its session, its parent or its output.
 * ``"process"`` runs the code as a plain child process in a session of its own, with the same resource
@@ -340,13 +343,65 @@ def start_script(argv: Sequence[str], env: dict[str, str]) -> str:
 # when bubblewrap exits after the code, is reaped here too and its ru_maxrss (which holds the code's)
 # taken. When the agent goes away (EOF), everything is killed.
 _SERVER = r"""
-import ctypes, fcntl, json, os, re, resource, select, signal, socket, sys, time
+import ctypes, fcntl, json, os, re, resource, select, signal, socket, struct, sys, time
 def shlex_quote(text):
     return "'" + text.replace("'", "'\"'\"'") + "'"
+libc = ctypes.CDLL(None, use_errno=True)
 try:  # PR_SET_CHILD_SUBREAPER: a sandbox's init, orphaned when bubblewrap exits, comes back here
-    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+    libc.prctl(36, 1, 0, 0, 0)
 except Exception:
     pass
+NEWNET = 0x40000000  # CLONE_NEWNET
+netns_free = []      # network namespaces no sandbox holds, for the next ones
+netns_home = -1      # this server's own network namespace; -2: it cannot make others (not root)
+def loopback_up():
+    # What bubblewrap's --unshare-net does: lo up (SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP).
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        flags = struct.unpack_from("16sh", fcntl.ioctl(s.fileno(), 0x8913, struct.pack("16sh22x", b"lo", 0)))[1]
+        fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sh22x", b"lo", flags | 1))
+    finally:
+        s.close()
+def lease_netns():
+    # A network namespace with only loopback for a sandbox without network, held by that sandbox
+    # alone until its last process is gone: one a sandbox before it held, or a new one. Making and
+    # tearing down a network namespace is the dearest part of a sandbox's set-up (it is what sets
+    # up and frees IPv4, IPv6 and the firewall tables), so the server keeps them. Only where it may
+    # (root); -1 elsewhere, and bubblewrap makes one per sandbox as before.
+    global netns_home
+    if netns_free:
+        return netns_free.pop()
+    if netns_home == -2:
+        return -1
+    try:
+        if netns_home == -1:
+            netns_home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    except OSError:
+        netns_home = -2
+        return -1
+    if libc.unshare(NEWNET) != 0:
+        os.close(netns_home)
+        netns_home = -2
+        return -1
+    fd = -1
+    try:
+        fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+        loopback_up()
+    except OSError:
+        if fd >= 0:
+            os.close(fd)
+        fd = -1
+    if libc.setns(netns_home, NEWNET) != 0:
+        os._exit(70)
+    return fd
+def give_back_netns(run):
+    fd = run.pop("netns", -1)
+    if fd < 0:
+        return
+    if run.get("emptied") and len(netns_free) < 8:
+        netns_free.append(fd)  # the sandbox's init was reaped: nothing of it is left in there
+    else:
+        os.close(fd)
 ctl = socket.socket(fileno=int(sys.argv[1]))
 CGROOTS = [r for r in (sys.argv[2] if len(sys.argv) > 2 else "").split("\n") if r]
 def new_cgroups():
@@ -405,10 +460,14 @@ def kill(pid):
     for f in (os.killpg, os.kill):
         try: f(pid, signal.SIGKILL)
         except OSError: pass
-def exec_child(req, out, err, info_w, block_r, ready_w=-1):
-    # In the child: limits, stdio (bubblewrap's info on fd 3; the starter's run on fd 4 and its
-    # ready signal on fd 5), the command; never returns.
+def exec_child(req, out, err, info_w, block_r, ready_w=-1, netns=-1):
+    # In the child: the network namespace leased for it, limits, stdio (bubblewrap's info on fd 3;
+    # the starter's run on fd 4 and its ready signal on fd 5), the command; never returns.
     try:
+        if netns >= 0:
+            if libc.setns(netns, NEWNET) != 0:
+                req["argv"].insert(1, "--unshare-net")  # a namespace of its own after all
+            os.close(netns)
         for res, soft, hard in req["rlimits"]:
             resource.setrlimit(res, (soft, hard))
         # Out of the way first (fd 3 may be the block pipe that fd 4 wants), then into place.
@@ -449,17 +508,19 @@ def make_spare():
             os.closerange(3, keep); os.closerange(keep + 1, 1 << 20)
             os.setsid()
             join_cgroups(cgs)
-            msg, got, _, _ = socket.recv_fds(theirs, 1 << 20, 5)
+            msg, got, _, _ = socket.recv_fds(theirs, 1 << 20, 6)
             if not msg:
                 os._exit(0)
             req = json.loads(msg)
             theirs.close()
+            rest = got[2:]
+            info_w = rest.pop(0) if req.get("info") else -1
+            block_r = rest.pop(0) if req.get("block") else -1
+            ready_w = rest.pop(0) if req.get("ready") else -1
+            netns = rest.pop(0) if req.get("netns") else -1
         except BaseException:
-            os._exit(127)
-        rest = got[2:]
-        info_w = rest.pop(0) if req.get("info") else -1
-        block_r = rest.pop(0) if req.get("block") else -1
-        exec_child(req, got[0], got[1], info_w, block_r, rest.pop(0) if rest else -1)
+            os._exit(127)  # never back into the server's loop
+        exec_child(req, got[0], got[1], info_w, block_r, ready_w, netns)
     theirs.close()
     pool.append({"pid": pid, "sock": ours, "cg": cgs})
     make_spare()
@@ -469,12 +530,18 @@ def spawn(req, passed):
     info_r, info_w = os.pipe() if req.get("info") else (-1, -1)
     block_r, block_w = os.pipe() if req.get("block") else (-1, -1)
     t0 = None if req.get("block") else time.perf_counter()
+    # A sandbox without network asks for one of the server's network namespaces ("netns"), which
+    # replaces the one bubblewrap would make for it.
+    netns = lease_netns() if req.get("netns") and "--unshare-net" in req["argv"] else -1
+    if netns >= 0:
+        req["argv"].remove("--unshare-net")
+    req["netns"], req["ready"] = netns >= 0, ready_w >= 0
     pid, cg = None, []
     if pool:
         use = pool.pop(0)
         try:
             set_limits(use["cg"], req.get("pids"), req.get("mem"))
-            socket.send_fds(use["sock"], [json.dumps(req).encode()], [f for f in (out, err, info_w, block_r, ready_w) if f >= 0])
+            socket.send_fds(use["sock"], [json.dumps(req).encode()], [f for f in (out, err, info_w, block_r, ready_w, netns) if f >= 0])
             pid, cg = use["pid"], use["cg"]
         except OSError:
             kill(use["pid"]); stale.extend(use["cg"])
@@ -491,7 +558,7 @@ def spawn(req, passed):
             pid = os.fork()
         except OSError as exc:
             os.write(rep, json.dumps({"error": "fork: %s" % exc}).encode() + b"\n")
-            for fd in (out, err, rep, info_r, info_w, block_r, block_w, ready_w):
+            for fd in (out, err, rep, info_r, info_w, block_r, block_w, ready_w, netns):
                 if fd >= 0: os.close(fd)
             return
         if pid == 0:
@@ -500,13 +567,13 @@ def spawn(req, passed):
                 join_cgroups(cg)  # no spare ready: join the run's cgroups here, slower but the limits hold
             except BaseException:
                 os._exit(127)
-            exec_child(req, out, err, info_w, block_r, ready_w)
+            exec_child(req, out, err, info_w, block_r, ready_w, netns)
     os.close(out); os.close(err)
     if ready_w >= 0:
         os.close(ready_w)
     if block_r >= 0:
         os.close(block_r)
-    run = runs[req["id"]] = {"id": req["id"], "pid": pid, "rep": rep, "t0": t0, "inner": None, "info": b"", "maxrss": 0, "cg": cg, "block": block_w}
+    run = runs[req["id"]] = {"id": req["id"], "pid": pid, "rep": rep, "t0": t0, "inner": None, "info": b"", "maxrss": 0, "cg": cg, "block": block_w, "netns": netns}
     watch(os.pidfd_open(pid), "outer", run)
     if info_w >= 0:
         os.close(info_w)
@@ -537,6 +604,7 @@ def finish(run):
     try: os.write(run["rep"], json.dumps({"status": run.get("status", 0), "maxrss_kb": run["maxrss"], "duration_ms": duration, "started": started, "oom": oom}).encode() + b"\n")
     except OSError: pass
     os.close(run["rep"])
+    give_back_netns(run)
     stale.extend(run["cg"])  # removed when the fork server is idle (removing a memory cgroup is slow)
     # The next spare joins its cgroups now, between runs: the move blocks every fork and thread
     # start on the machine for an RCU grace period, which must not land on a run's start-up.
@@ -547,11 +615,14 @@ def reap(fd, what, run):
     try:
         got, status, ru = os.wait4(pid, os.WNOHANG)
     except ChildProcessError:  # not ours: no subreaper here, or already reaped by bubblewrap
+        if what == "inner":
+            run["emptied"] = True
         return finish(run)
     if got == 0:
         return finish(run)
     run["maxrss"] = max(run["maxrss"], ru.ru_maxrss)
     if what == "inner":
+        run["emptied"] = True  # the PID namespace's init is gone, and every process of it before
         return finish(run)
     run["t1"] = time.perf_counter()
     run["status"] = status
@@ -566,6 +637,8 @@ def reap(fd, what, run):
             watch(os.pidfd_open(run["inner"]), "inner", run)
             late[run["id"]] = (time.monotonic() + 0.5, "inner")
             return
+        except ProcessLookupError:  # bubblewrap reaped the init already
+            run["emptied"] = True
         except OSError:
             pass
     finish(run)
@@ -720,26 +793,27 @@ class ForkServer:
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.proc.poll() is None
 
-    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], pids: int | None = None, info: bool = False, memory_bytes: int | None = None) -> int:
+    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], pids: int | None = None, info: bool = False, memory_bytes: int | None = None, reuse_netns: bool = False) -> int:
         """Start ``argv`` with stdout, stderr and the report pipe ``fds``. Where the fork server has
         cgroup hierarchies (root), the run gets cgroups of its own holding ``pids`` processes and
         ``memory_bytes`` of memory for all its processes together; ``info``: the command is
-        bubblewrap with ``--info-fd 3``."""
+        bubblewrap with ``--info-fd 3``; ``reuse_netns``: where the server may (root), bubblewrap's
+        ``--unshare-net`` is replaced by a network namespace the server keeps for one sandbox at a time."""
         with self.lock:
             self.next_id += 1
             run_id = self.next_id
-            msg = json.dumps({"op": "spawn", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": rlimits, "pids": pids, "mem": memory_bytes, "info": info}).encode("utf-8", "surrogatepass")
+            msg = json.dumps({"op": "spawn", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": rlimits, "pids": pids, "mem": memory_bytes, "info": info, "netns": reuse_netns}).encode("utf-8", "surrogatepass")
             socket.send_fds(self.sock, [msg], list(fds))
         return run_id
 
-    def prepare(self, argv: Sequence[str], env: dict[str, str], cwd: str, fds: tuple[int, int, int, int], pids: int | None = None) -> int:
+    def prepare(self, argv: Sequence[str], env: dict[str, str], cwd: str, fds: tuple[int, int, int, int], pids: int | None = None, reuse_netns: bool = False) -> int:
         """Start bubblewrap ``argv`` (with ``--info-fd 3``) whose command is :data:`STARTER` reading
         fd 4: the sandbox is set up, and the starter started, ahead of the run that will use it; :meth:`go` hands it the run. ``fds``: stdout, stderr, report, and a pipe the
-        starter writes one byte to once it waits."""
+        starter writes one byte to once it waits. ``reuse_netns`` as in :meth:`spawn`."""
         with self.lock:
             self.next_id += 1
             run_id = self.next_id
-            msg = json.dumps({"op": "prepare", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": [(_RLIMIT_CORE, 0, 0)], "pids": pids, "info": True, "block": True}).encode("utf-8", "surrogatepass")
+            msg = json.dumps({"op": "prepare", "id": run_id, "argv": list(argv), "env": env, "cwd": cwd, "rlimits": [(_RLIMIT_CORE, 0, 0)], "pids": pids, "info": True, "block": True, "netns": reuse_netns}).encode("utf-8", "surrogatepass")
             socket.send_fds(self.sock, [msg], list(fds))
         return run_id
 
@@ -786,8 +860,9 @@ class DirectSpawner:
     def alive(self) -> bool:
         return self.owner == os.getpid()
 
-    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], pids: int | None = None, info: bool = False, memory_bytes: int | None = None) -> int:
-        """Start ``argv`` with its rlimits (no cgroups here: ``pids`` and ``memory_bytes`` are unused)."""
+    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: str, rlimits: list[tuple[int, int, int]], fds: tuple[int, int, int], pids: int | None = None, info: bool = False, memory_bytes: int | None = None, reuse_netns: bool = False) -> int:
+        """Start ``argv`` with its rlimits (no cgroups or kept namespaces here: ``pids``, ``memory_bytes``
+        and ``reuse_netns`` are unused)."""
         out, err, rep = fds
 
         def limit() -> None:
