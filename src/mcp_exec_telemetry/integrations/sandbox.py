@@ -354,6 +354,7 @@ except Exception:
 NEWNET = 0x40000000  # CLONE_NEWNET
 netns_free = []      # network namespaces no sandbox holds, for the next ones
 netns_home = -1      # this server's own network namespace; -2: it cannot make others (not root)
+NETNS_KEPT = 8       # free namespaces kept at most (after a burst of many executors, the rest are freed)
 def loopback_up():
     # What bubblewrap's --unshare-net does: lo up (SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP).
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -398,7 +399,7 @@ def give_back_netns(run):
     fd = run.pop("netns", -1)
     if fd < 0:
         return
-    if run.get("emptied") and len(netns_free) < 8:
+    if run.get("emptied") and len(netns_free) < NETNS_KEPT:
         netns_free.append(fd)  # the sandbox's init was reaped: nothing of it is left in there
     else:
         os.close(fd)
