@@ -281,6 +281,131 @@ def test_no_network_unless_allowed(ex: CodeExecutor, tcp_server: tuple[int, list
     assert len(accepted) == 1
 
 
+class UnixServers:
+    """Unix socket listeners at host paths, like a docker, dbus or database socket, that count the
+    connections they accept."""
+
+    def __init__(self) -> None:
+        self.accepted: dict[str, int] = {}
+        self._socks: list[socket.socket] = []
+        self._stop = threading.Event()
+
+    def listen(self, path: str) -> str:
+        srv = socket.socket(socket.AF_UNIX)
+        srv.bind(path)
+        srv.listen(8)
+        srv.settimeout(0.1)
+        self._socks.append(srv)
+        self.accepted[path] = 0
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    continue
+                self.accepted[path] += 1
+                conn.close()
+
+        threading.Thread(target=loop, daemon=True).start()
+        return path
+
+    def close(self) -> None:
+        self._stop.set()
+        for srv in self._socks:
+            path = srv.getsockname()
+            srv.close()
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def unix_servers() -> Iterator[UnixServers]:
+    servers = UnixServers()
+    yield servers
+    servers.close()
+
+
+def _run_dir_socket(servers: UnixServers) -> str | None:
+    """A socket in /run, where daemons keep theirs (root only: /run is root's)."""
+    if not os.access("/run", os.W_OK):
+        return None
+    return servers.listen(f"/run/mcp-exec-test-{uuid.uuid4().hex[:8]}.sock")
+
+
+def _unix_connect_code(paths: list[str]) -> str:
+    return (
+        "import os, socket\n"
+        f"for path in {paths!r} + [os.environ['MCP_EXEC_IPC']]:\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        "    try:\n"
+        "        s.connect(path); print('connected')\n"
+        "    except OSError as e:\n"
+        "        print('refused:', type(e).__name__)\n"
+        "    s.close()\n"
+    )
+
+
+@pytest.mark.parametrize("sandbox_kind", ["set up ahead", "set up for the run", "with network"])
+def test_the_hosts_unix_sockets_are_out_of_reach_and_the_ipc_door_is_not(sandbox_kind: str, unix_servers: UnixServers) -> None:
+    """A Unix socket is reachable through a read-only mount, and a socket like /run/docker.sock is
+    the host's root: the sandbox sees /run empty and every other socket the host has bound masked,
+    whether or not the network is allowed. The one socket it reaches is the executor's IPC door."""
+    _require_bwrap()
+    elsewhere = tempfile.mkdtemp(prefix="mcp-exec-test-", dir="/var/tmp")  # outside /tmp and /run
+    try:
+        paths = [unix_servers.listen(os.path.join(elsewhere, "daemon.sock"))]
+        in_run = _run_dir_socket(unix_servers)
+        if in_run is not None:
+            paths.append(in_run)
+        options = {"set up ahead": {}, "set up for the run": {"sandboxes_ahead": 0}, "with network": {"allow_network": True}}[sandbox_kind]
+        ex = CodeExecutor(isolation="bwrap", **options)
+        try:
+            results = [ex.execute(_unix_connect_code(paths), "python3") for _ in range(2)]
+        finally:
+            ex.close()
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)
+    for result in results:
+        lines = result.stdout.splitlines()
+        assert len(lines) == len(paths) + 1, result.stdout + result.stderr
+        assert all(line.startswith("refused:") for line in lines[:-1]), (paths, lines)
+        assert lines[-1] == "connected", result.stdout
+    assert unix_servers.accepted == {path: 0 for path in paths}
+
+
+def test_a_socket_bound_in_run_after_the_sandbox_was_set_up_is_out_of_reach_too(ex: CodeExecutor, unix_servers: UnixServers) -> None:
+    """Sandboxes wait set up ahead of their runs; /run is an empty tmpfs in each, so a daemon that
+    binds its socket there later is no nearer."""
+    first = ex.execute("print(1)", "python3")  # sets up the sandboxes for the next runs
+    assert first.stdout == "1\n", first.stderr
+    path = _run_dir_socket(unix_servers)
+    if path is None:
+        pytest.skip("/run is root's: the agent runs unprivileged")
+    result = ex.execute(_unix_connect_code([path]), "python3")
+    ex.close()
+    assert result.stdout.splitlines() == ["refused: FileNotFoundError", "connected"], result.stdout + result.stderr
+    assert unix_servers.accepted == {path: 0}
+
+
+def test_inputs_under_run_are_bound_back_into_the_sandbox(tmp_path: Path) -> None:
+    """An SDK folder under /run (an XDG runtime folder, say) is still read inside the sandbox."""
+    _require_bwrap()
+    if not os.access("/run", os.W_OK):
+        pytest.skip("/run is root's: the agent runs unprivileged")
+    sdk = tempfile.mkdtemp(prefix="mcp-exec-sdk-", dir="/run")
+    try:
+        Path(sdk, "probe_tool.py").write_text("ANSWER = 42\n")
+        ex = CodeExecutor(isolation="bwrap", sdk_dir=sdk)
+        result = ex.execute("import probe_tool; print(probe_tool.ANSWER)", "python3")
+        ex.close()
+    finally:
+        shutil.rmtree(sdk, ignore_errors=True)
+    assert result.stdout == "42\n", result.stderr
+
+
 _NETNS = "import os; print(os.readlink('/proc/self/ns/net'))\n"
 
 

@@ -58,7 +58,7 @@ from typing import Any, Callable, Mapping
 from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from .sandbox import ISOLATIONS, STARTER, Limits, bwrap_command, bwrap_path, bwrap_problem, default_isolation, fork_server
+from .sandbox import ISOLATIONS, STARTER, Limits, bwrap_command, bwrap_path, bwrap_problem, default_isolation, fork_server, hidden_trees, under
 
 __all__ = ["CodeExecutor", "ExecutionResult", "EXIT_REASONS", "LANGUAGES", "Limits"]
 
@@ -863,11 +863,12 @@ class CodeExecutor:
         return ExecutionResult(lang, 127, "", message, 0.0, 0, exit_reason="sandbox_error", overhead_ms=(time.perf_counter() - t_call) * 1000.0, isolation=self.isolation)
 
     def _read_only_paths(self) -> list[str]:
-        """Inputs that live under the host's /tmp, hidden by the sandbox's private /tmp otherwise."""
+        """Inputs that live under the host's /tmp or /run, which the sandbox sees empty otherwise."""
         paths = []
+        hidden = hidden_trees()
         prefixes = {os.path.dirname(os.path.dirname(os.path.abspath(p))) for p in (self.python, sys.executable)}
         for path in (self.sdk_dir, *sorted(prefixes)):
-            if path and (path == "/tmp" or path.startswith("/tmp/")) and os.path.isdir(path):
+            if path and under(path, hidden) and os.path.isdir(path):
                 paths.append(path)
         return paths
 

@@ -5,7 +5,8 @@ Two isolations, chosen per :class:`~.executor.CodeExecutor`:
 * ``"bwrap"`` (the default when bubblewrap works on the machine) is a **security boundary**. The code
   runs under `bubblewrap <https://github.com/containers/bubblewrap>`_ in new user, PID, network, IPC
   and UTS namespaces with every capability dropped: the root file system is mounted read-only, ``/tmp``
-  is a private tmpfs and the run's work folder is the only other writable place, ``/proc`` is a fresh
+  is a private tmpfs and the run's work folder is the only other writable place, the host's Unix
+  sockets are out of reach (``/run`` is empty, the others are masked), ``/proc`` is a fresh
   one that shows only the sandbox's own processes (the agent's environment is out of reach), and there
   is no network unless the caller allows it (a loopback of its own; when the agent runs as root the
   fork server keeps these network namespaces, each held by one sandbox at a time and given to the
@@ -58,6 +59,7 @@ import shutil
 import signal
 import select
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -66,7 +68,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-__all__ = ["DirectSpawner", "ForkServer", "ISOLATIONS", "Limits", "STARTER", "bwrap_command", "bwrap_path", "bwrap_problem", "default_isolation", "fork_server", "start_script"]
+__all__ = ["DirectSpawner", "ForkServer", "ISOLATIONS", "Limits", "STARTER", "SOCKET_TREES", "bwrap_command", "bwrap_path", "bwrap_problem", "default_isolation", "fork_server", "start_script"]
 
 ISOLATIONS = ("bwrap", "process")
 _log = logging.getLogger("mcp_exec_telemetry.sandbox")
@@ -125,6 +127,57 @@ def bwrap_path() -> str | None:
     return path
 
 
+# Where daemons keep their Unix sockets (docker, containerd, dbus, systemd, the user's session): the
+# sandbox sees these trees empty. A Unix socket is reachable through a read-only mount, and one like
+# /run/docker.sock is the host's root; only the work folder's IPC socket may be a door out.
+SOCKET_TREES = ("/run", "/var/run")
+
+
+def socket_trees() -> list[str]:
+    """The :data:`SOCKET_TREES` that are real folders here (``/var/run`` is usually a link to ``/run``)."""
+    return [tree for tree in SOCKET_TREES if os.path.isdir(tree) and not os.path.islink(tree)]
+
+
+def hidden_trees() -> list[str]:
+    """The host folders a sandbox sees empty: ``/tmp`` (its private one) and the socket trees."""
+    return ["/tmp", *socket_trees()]
+
+
+def under(path: str, trees: Sequence[str]) -> bool:
+    """Whether ``path`` is one of ``trees`` or inside one."""
+    return any(path == t or path.startswith(t.rstrip("/") + "/") for t in trees)
+
+
+def host_unix_sockets(hidden: Sequence[str] = ()) -> list[str]:
+    """The host's bound Unix socket files outside the ``hidden`` trees, from ``/proc/net/unix``.
+
+    These are the ones a sandbox would still see through its read-only root, so bubblewrap masks
+    each with ``/dev/null``. Listed are the sockets bound in this network namespace that exist now:
+    one bound later outside the hidden trees is not masked in sandboxes already set up, nor one
+    bound by a process with a network namespace of its own (a container's)."""
+    try:
+        with open("/proc/net/unix", "rb") as f:
+            lines = f.read().split(b"\n")[1:]
+    except OSError:
+        return []
+    found: set[str] = set()
+    for line in lines:
+        fields = line.split(None, 7)  # Num RefCount Protocol Flags Type St Inode Path
+        if len(fields) == 8 and fields[7].startswith(b"/"):
+            found.add(os.fsdecode(fields[7]))
+    out = []
+    for path in sorted(found):
+        real = os.path.realpath(path)
+        if under(real, hidden) or under(real, ("/dev", "/proc", "/sys")):
+            continue
+        try:
+            if stat.S_ISSOCK(os.lstat(real).st_mode):
+                out.append(real)
+        except OSError:
+            pass  # gone since it was listed
+    return out
+
+
 def bwrap_command(
     bwrap: str,
     argv: Sequence[str],
@@ -137,11 +190,14 @@ def bwrap_command(
 ) -> list[str]:
     """The bubblewrap command line that runs ``argv`` with ``workdir`` as its only writable folder.
 
-    ``read_only`` folders are bound again after the private ``/tmp`` is mounted, for inputs that
-    live under ``/tmp`` on the host (a generated SDK, an interpreter in a temporary venv).
-    ``info_fd`` is where bubblewrap writes the host pid of the sandbox's init (the fork server reads
-    it).
+    ``/tmp`` and the folders daemons keep their sockets in (:data:`SOCKET_TREES`) are empty tmpfs
+    mounts, and every other Unix socket the host has bound is masked, so the only socket the code
+    can connect to is one in ``workdir`` (the executor's IPC door). ``read_only`` folders are bound
+    again after those mounts, for inputs that live under them on the host (a generated SDK, an
+    interpreter in a temporary venv). ``info_fd`` is where bubblewrap writes the host pid of the
+    sandbox's init (the fork server reads it).
     """
+    sockets = socket_trees()
     cmd = [
         bwrap,
         "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -157,6 +213,14 @@ def bwrap_command(
     if tmp_size_mb:
         cmd += ["--size", str(tmp_size_mb << 20)]
     cmd += ["--tmpfs", "/tmp"]
+    for tree in sockets:
+        cmd += ["--size", str(1 << 20), "--tmpfs", tree]
+    for path in host_unix_sockets(["/tmp", *sockets]):
+        if not under(path, (workdir,)):
+            cmd += ["--ro-bind", "/dev/null", path]
+    resolv = os.path.realpath("/etc/resolv.conf")
+    if allow_network and under(resolv, sockets) and os.path.isfile(resolv):
+        read_only = [*read_only, resolv]  # systemd-resolved's file under /run: the network needs it
     for path in read_only:
         cmd += ["--ro-bind", path, path]
     cmd += ["--bind", workdir, workdir, "--chdir", workdir, "--", *argv]
