@@ -504,6 +504,42 @@ def test_a_2_gib_file_stops_at_the_file_size_limit(ex: CodeExecutor) -> None:
     assert span.attributes["mcp_exec.execution.exit_reason"] == "file_size"
 
 
+def test_memory_backed_folders_are_bounded_and_the_rest_of_dev_is_read_only() -> None:
+    """A tmpfs takes the host's memory, and without a memory cgroup (an agent that is not root) no
+    process limit counts it: /tmp and /dev/shm hold at most ``file_size_limit_mb`` each, and
+    bubblewrap's /dev, a tmpfs of no size, is read-only. POSIX semaphores still work in /dev/shm."""
+    _require_bwrap()
+    code = (
+        "import multiprocessing, os\n"
+        "lock = multiprocessing.Lock(); lock.acquire(); lock.release(); print('semaphore ok')\n"
+        "try:\n"
+        "    open('/dev/filler', 'wb').close(); print('/dev writable')\n"
+        "except OSError as e:\n"
+        "    print('/dev', e.errno == 30 and 'read-only' or e)\n"
+        "for folder in ('/dev/shm', '/tmp'):\n"
+        "    written = 0\n"
+        "    try:\n"
+        "        for i in range(8):  # 4 MiB files, under the file size limit: only the folder's size stops them\n"
+        "            with open(os.path.join(folder, 'f%d' % i), 'wb') as f:\n"
+        "                f.write(b'x' * (4 << 20))\n"
+        "            written += 4\n"
+        "    except OSError as e:\n"
+        "        print(folder, 'full after', written, 'MiB', e.errno == 28)\n"
+        "    else:\n"
+        "        print(folder, 'took', written, 'MiB')\n"
+    )
+    ex = CodeExecutor(isolation="bwrap", file_size_limit_mb=8)
+    result = ex.execute(code, "python3")
+    ex.close()
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["semaphore ok", "/dev read-only"], result.stdout + result.stderr
+    for line, folder in zip(lines[2:], ("/dev/shm", "/tmp")):
+        name, _full, _after, mib, _unit, no_space = line.split()
+        assert (name, no_space) == (folder, "True"), line
+        assert 4 <= int(mib) <= 8, line  # 8 MiB of room, less what the folder held before
+    assert len(lines) == 4, result.stdout
+
+
 def test_node_buffer_alloc_past_the_memory_limit_fails(ex: CodeExecutor) -> None:
     _require_node()
     code = "const b = Buffer.alloc(2 * 1024 ** 3); console.log('allocated', b.length);"

@@ -210,9 +210,14 @@ def bwrap_command(
         cmd.append("--unshare-net")
     if info_fd is not None:
         cmd += ["--info-fd", str(info_fd)]
-    if tmp_size_mb:
-        cmd += ["--size", str(tmp_size_mb << 20)]
-    cmd += ["--tmpfs", "/tmp"]
+    # The private /tmp and /dev/shm (POSIX semaphores and shared memory: Python's multiprocessing)
+    # are the sandbox's writable memory-backed folders, each bounded; the rest of bubblewrap's /dev
+    # is made read-only, since a tmpfs without a size takes the host's memory as long as the run.
+    for tmp in ("/tmp", "/dev/shm"):
+        if tmp_size_mb:
+            cmd += ["--size", str(tmp_size_mb << 20)]
+        cmd += ["--tmpfs", tmp]
+    cmd += ["--remount-ro", "/dev"]
     for tree in sockets:
         cmd += ["--size", str(1 << 20), "--tmpfs", tree]
     for path in host_unix_sockets(["/tmp", *sockets]):
