@@ -4,9 +4,10 @@ Two isolations, chosen per :class:`~.executor.CodeExecutor`:
 
 * ``"bwrap"`` (the default when bubblewrap works on the machine) is a **security boundary**. The code
   runs under `bubblewrap <https://github.com/containers/bubblewrap>`_ in new user, PID, network, IPC
-  and UTS namespaces with every capability dropped: the root file system is mounted read-only, ``/tmp``
-  is a private tmpfs and the run's work folder is the only other writable place, the host's Unix
-  sockets are out of reach (``/run`` is empty, the others are masked), ``/proc`` is a fresh
+  and UTS namespaces with every capability dropped: the root file system is mounted read-only, ``/tmp``,
+  ``/dev/shm`` and an empty ``/run`` are private, size-bounded tmpfs mounts, the run's work folder is
+  the only other writable place, the host's Unix sockets are out of reach (``/run`` is empty, the
+  others are masked), ``/proc`` is a fresh
   one that shows only the sandbox's own processes (the agent's environment is out of reach), and there
   is no network unless the caller allows it (a loopback of its own; when the agent runs as root the
   fork server keeps these network namespaces, each held by one sandbox at a time and given to the
@@ -188,7 +189,7 @@ def bwrap_command(
     read_only: Sequence[str] = (),
     info_fd: int | None = None,
 ) -> list[str]:
-    """The bubblewrap command line that runs ``argv`` with ``workdir`` as its only writable folder.
+    """The bubblewrap command line that runs ``argv`` with ``workdir`` as its only writable host folder.
 
     ``/tmp`` and the folders daemons keep their sockets in (:data:`SOCKET_TREES`) are empty tmpfs
     mounts, and every other Unix socket the host has bound is masked, so the only socket the code
