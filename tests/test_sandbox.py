@@ -376,6 +376,33 @@ def test_the_hosts_unix_sockets_are_out_of_reach_and_the_ipc_door_is_not(sandbox
     assert unix_servers.accepted == {path: 0 for path in paths}
 
 
+def test_the_socket_list_resolves_only_sockets_outside_the_hidden_trees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every set-up reads the host's socket list; on a busy host most sockets (and the executor's own
+    doors) are under /tmp or /run, which are passed over by name without touching the file system."""
+    doors = tempfile.mkdtemp(prefix="mcp-exec-test-", dir="/tmp")
+    elsewhere = tempfile.mkdtemp(prefix="mcp-exec-test-", dir="/var/tmp")
+    bound: list[socket.socket] = []
+    try:
+        for path in [os.path.join(doors, f"door{i}.sock") for i in range(200)] + [os.path.join(elsewhere, "daemon.sock")]:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.bind(path)
+            sock.listen(1)
+            bound.append(sock)
+        outside = bound[-1].getsockname()
+        resolved: list[str] = []
+        realpath = os.path.realpath
+        monkeypatch.setattr(sandbox.os.path, "realpath", lambda p: resolved.append(p) or realpath(p))
+        found = sandbox.host_unix_sockets(sandbox.hidden_trees())
+    finally:
+        for sock in bound:
+            sock.close()
+        shutil.rmtree(doors, ignore_errors=True)
+        shutil.rmtree(elsewhere, ignore_errors=True)
+    assert outside in found
+    assert not any(path.startswith(doors) for path in found)
+    assert not any(path.startswith(doors) for path in resolved), len(resolved)
+
+
 def test_a_socket_bound_in_run_after_the_sandbox_was_set_up_is_out_of_reach_too(ex: CodeExecutor, unix_servers: UnixServers) -> None:
     """Sandboxes wait set up ahead of their runs; /run is an empty tmpfs in each, so a daemon that
     binds its socket there later is no nearer."""

@@ -155,20 +155,24 @@ def host_unix_sockets(hidden: Sequence[str] = ()) -> list[str]:
     These are the ones a sandbox would still see through its read-only root, so bubblewrap masks
     each with ``/dev/null``. Listed are the sockets bound in this network namespace that exist now:
     one bound later outside the hidden trees is not masked in sandboxes already set up, nor one
-    bound by a process with a network namespace of its own (a container's)."""
+    bound by a process with a network namespace of its own (a container's). Most sockets of a host
+    (and the executor's own doors) live under ``/run`` or ``/tmp``: those are passed over by name,
+    and only the rest are resolved and checked.
+    """
     try:
         with open("/proc/net/unix", "rb") as f:
             lines = f.read().split(b"\n")[1:]
     except OSError:
         return []
-    found: set[str] = set()
+    skip = tuple(os.fsencode(t.rstrip("/") + "/") for t in (*hidden, *SOCKET_TREES, "/dev", "/proc", "/sys"))
+    found: set[bytes] = set()
     for line in lines:
         fields = line.split(None, 7)  # Num RefCount Protocol Flags Type St Inode Path
-        if len(fields) == 8 and fields[7].startswith(b"/"):
-            found.add(os.fsdecode(fields[7]))
+        if len(fields) == 8 and fields[7].startswith(b"/") and not fields[7].startswith(skip):
+            found.add(fields[7])
     out = []
-    for path in sorted(found):
-        real = os.path.realpath(path)
+    for raw in sorted(found):
+        real = os.path.realpath(os.fsdecode(raw))
         if under(real, hidden) or under(real, ("/dev", "/proc", "/sys")):
             continue
         try:
