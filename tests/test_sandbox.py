@@ -376,6 +376,22 @@ def test_the_hosts_unix_sockets_are_out_of_reach_and_the_ipc_door_is_not(sandbox
     assert unix_servers.accepted == {path: 0 for path in paths}
 
 
+def test_a_socket_inside_a_folder_bound_back_into_the_sandbox_is_masked_too(unix_servers: UnixServers) -> None:
+    """An SDK folder under /tmp is bound back into the sandbox; a socket in it stays out of reach."""
+    _require_bwrap()
+    sdk = tempfile.mkdtemp(prefix="mcp-exec-sdk-", dir="/tmp")
+    try:
+        Path(sdk, "probe_tool.py").write_text("ANSWER = 42\n")
+        path = unix_servers.listen(os.path.join(sdk, "agent.sock"))
+        ex = CodeExecutor(isolation="bwrap", sdk_dir=sdk)
+        result = ex.execute("import probe_tool; print(probe_tool.ANSWER)\n" + _unix_connect_code([path]), "python3")
+        ex.close()
+    finally:
+        shutil.rmtree(sdk, ignore_errors=True)
+    assert result.stdout.splitlines() == ["42", "refused: ConnectionRefusedError", "connected"], result.stdout + result.stderr
+    assert unix_servers.accepted == {path: 0}
+
+
 def test_the_socket_list_resolves_only_sockets_outside_the_hidden_trees(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every set-up reads the host's socket list; on a busy host most sockets (and the executor's own
     doors) are under /tmp or /run, which are passed over by name without touching the file system."""

@@ -149,8 +149,9 @@ def under(path: str, trees: Sequence[str]) -> bool:
     return any(path == t or path.startswith(t.rstrip("/") + "/") for t in trees)
 
 
-def host_unix_sockets(hidden: Sequence[str] = ()) -> list[str]:
-    """The host's bound Unix socket files outside the ``hidden`` trees, from ``/proc/net/unix``.
+def host_unix_sockets(hidden: Sequence[str] = (), shown: Sequence[str] = ()) -> list[str]:
+    """The host's bound Unix socket files outside the ``hidden`` trees (or inside folders ``shown``
+    again within them), from ``/proc/net/unix``.
 
     These are the ones a sandbox would still see through its read-only root, so bubblewrap masks
     each with ``/dev/null``. Listed are the sockets bound in this network namespace that exist now:
@@ -165,15 +166,16 @@ def host_unix_sockets(hidden: Sequence[str] = ()) -> list[str]:
     except OSError:
         return []
     skip = tuple(os.fsencode(t.rstrip("/") + "/") for t in (*hidden, *SOCKET_TREES, "/dev", "/proc", "/sys"))
+    keep = tuple(os.fsencode(t.rstrip("/") + "/") for t in shown)
     found: set[bytes] = set()
     for line in lines:
         fields = line.split(None, 7)  # Num RefCount Protocol Flags Type St Inode Path
-        if len(fields) == 8 and fields[7].startswith(b"/") and not fields[7].startswith(skip):
+        if len(fields) == 8 and fields[7].startswith(b"/") and (not fields[7].startswith(skip) or (keep and fields[7].startswith(keep))):
             found.add(fields[7])
     out = []
     for raw in sorted(found):
         real = os.path.realpath(os.fsdecode(raw))
-        if under(real, hidden) or under(real, ("/dev", "/proc", "/sys")):
+        if (under(real, hidden) and not under(real, shown)) or under(real, ("/dev", "/proc", "/sys")):
             continue
         try:
             if stat.S_ISSOCK(os.lstat(real).st_mode):
@@ -225,14 +227,14 @@ def bwrap_command(
     cmd += ["--remount-ro", "/dev"]
     for tree in sockets:
         cmd += ["--size", str(1 << 20), "--tmpfs", tree]
-    for path in host_unix_sockets(["/tmp", *sockets]):
-        if not under(path, (workdir,)):
-            cmd += ["--ro-bind", "/dev/null", path]
     resolv = os.path.realpath("/etc/resolv.conf")
     if allow_network and under(resolv, sockets) and os.path.isfile(resolv):
         read_only = [*read_only, resolv]  # systemd-resolved's file under /run: the network needs it
     for path in read_only:
         cmd += ["--ro-bind", path, path]
+    for path in host_unix_sockets(["/tmp", *sockets], shown=read_only):  # after the binds that show them
+        if not under(path, (workdir,)):
+            cmd += ["--ro-bind", "/dev/null", path]
     cmd += ["--bind", workdir, workdir, "--chdir", workdir, "--", *argv]
     return cmd
 
