@@ -419,6 +419,51 @@ def test_the_socket_list_resolves_only_sockets_outside_the_hidden_trees(monkeypa
     assert not any(path.startswith(doors) for path in resolved), len(resolved)
 
 
+def _landlock_abi() -> int:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return int(libc.syscall(444, None, 0, 1))  # landlock_create_ruleset(NULL, 0, VERSION)
+
+
+_ABSTRACT_CODE = """
+import socket, uuid
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect({name!r}); print('host: connected')
+except OSError as e:
+    print('host: refused', type(e).__name__)
+own = socket.socket(socket.AF_UNIX); own.bind('\\0own-' + uuid.uuid4().hex); own.listen(1)
+mine = socket.socket(socket.AF_UNIX); mine.connect(own.getsockname()); print('own: connected')
+"""
+
+
+@pytest.mark.parametrize("allow_network", [False, True])
+def test_the_hosts_abstract_unix_sockets_are_out_of_reach_even_with_network(allow_network: bool) -> None:
+    """Abstract Unix sockets (``@name``: D-Bus, X11, containerd's shims) live in a network namespace,
+    not in the file system: with the network allowed the sandbox shares the host's, so a Landlock
+    scope keeps it from connecting to any made outside the sandbox. Its own still work."""
+    _require_bwrap()
+    if allow_network and _landlock_abi() < 6:
+        pytest.skip("scoping abstract Unix sockets needs Landlock ABI 6 (Linux 6.12)")
+    name = "\0mcp-exec-test-" + uuid.uuid4().hex
+    host = socket.socket(socket.AF_UNIX)
+    host.bind(name)
+    host.listen(4)
+    host.setblocking(False)
+    try:
+        ex = CodeExecutor(isolation="bwrap", allow_network=allow_network)
+        result = ex.execute(_ABSTRACT_CODE.format(name=name), "python3")
+        ex.close()
+        with pytest.raises(BlockingIOError):
+            host.accept()
+    finally:
+        host.close()
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("host: refused"), result.stdout + result.stderr
+    assert lines[1:] == ["own: connected"], result.stdout + result.stderr
+
+
 def test_a_socket_bound_in_run_after_the_sandbox_was_set_up_is_out_of_reach_too(ex: CodeExecutor, unix_servers: UnixServers) -> None:
     """Sandboxes wait set up ahead of their runs; /run is an empty tmpfs in each, so a daemon that
     binds its socket there later is no nearer."""

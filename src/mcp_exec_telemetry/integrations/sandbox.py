@@ -7,7 +7,8 @@ Two isolations, chosen per :class:`~.executor.CodeExecutor`:
   and UTS namespaces with every capability dropped: the root file system is mounted read-only, ``/tmp``,
   ``/dev/shm`` and an empty ``/run`` are private, size-bounded tmpfs mounts, the run's work folder is
   the only other writable place, the host's Unix sockets are out of reach (``/run`` is empty, the
-  others are masked), ``/proc`` is a fresh
+  others are masked, and a Landlock scope, where the kernel has one, keeps abstract sockets made
+  outside the sandbox out of reach when the network is shared), ``/proc`` is a fresh
   one that shows only the sandbox's own processes (the agent's environment is out of reach), and there
   is no network unless the caller allows it (a loopback of its own; when the agent runs as root the
   fork server keeps these network namespaces, each held by one sandbox at a time and given to the
@@ -428,6 +429,30 @@ try:  # PR_SET_CHILD_SUBREAPER: a sandbox's init, orphaned when bubblewrap exits
 except Exception:
     pass
 NEWNET = 0x40000000  # CLONE_NEWNET
+def landlock_abi():
+    # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the kernel's Landlock ABI, or < 0
+    try:
+        return libc.syscall(444, None, 0, 1)
+    except Exception:
+        return -1
+LANDLOCK_ABI = landlock_abi()
+def scope_abstract_sockets():
+    # In a sandbox's child, before bubblewrap's exec: a Landlock domain that handles no file system or
+    # network access and only scopes abstract Unix sockets (ABI 6, Linux 6.12), so that nothing in the
+    # sandbox can connect to one made outside it. Without a network namespace of its own (network
+    # allowed) the host's abstract sockets would be reachable otherwise. Mounts stay allowed (the
+    # domain handles no file system access), so bubblewrap sets the sandbox up as before.
+    if LANDLOCK_ABI < 6:
+        return False
+    attr = struct.pack("QQQ", 0, 0, 1)  # handled_access_fs, handled_access_net, scoped: ABSTRACT_UNIX_SOCKET
+    fd = libc.syscall(444, attr, len(attr), 0)
+    if fd < 0:
+        return False
+    try:
+        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS, which landlock_restrict_self asks for
+        return libc.syscall(446, fd, 0) == 0
+    finally:
+        os.close(fd)
 netns_free = []      # network namespaces no sandbox holds, for the next ones
 netns_home = -1      # this server's own network namespace; -2: it cannot make others (not root)
 NETNS_KEPT = 8       # free namespaces kept at most (after a burst of many executors, the rest are freed)
@@ -547,6 +572,8 @@ def exec_child(req, out, err, info_w, block_r, ready_w=-1, netns=-1):
             os.close(netns)
         for res, soft, hard in req["rlimits"]:
             resource.setrlimit(res, (soft, hard))
+        if req.get("info"):  # a bubblewrap sandbox
+            scope_abstract_sockets()
         # Out of the way first (fd 3 may be the block pipe that fd 4 wants), then into place.
         wanted = [(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10), target) for fd, target in ((os.open("/dev/null", os.O_RDONLY), 0), (out, 1), (err, 2), (info_w, 3), (block_r, 4), (ready_w, 5)) if fd >= 0]
         for fd, target in wanted:
