@@ -204,6 +204,41 @@ def test_the_agents_environment_is_out_of_reach(ex: CodeExecutor) -> None:
     assert "pids: [1, 2]" in result.stdout  # a fresh /proc: the sandbox's init and the code, nothing else
 
 
+_KEYRING_PROBE = r"""
+import ctypes, os, sys
+sys.path.insert(0, sys.argv[1])
+from mcp_exec_telemetry.integrations.executor import CodeExecutor
+KEYCTL, ADD_KEY = {"x86_64": (250, 248), "aarch64": (219, 217)}[os.uname().machine]
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.syscall(KEYCTL, 1, b"mcp-exec-agent") > 0  # a session keyring of the agent's own, as a login gives
+assert libc.syscall(ADD_KEY, b"user", b"agent-ticket", b"s3cret", 6, -3) > 0
+print("agent sees its key", libc.syscall(KEYCTL, 10, -3, b"user", b"agent-ticket", 0) > 0)
+code = (
+    "import ctypes\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    f"key = libc.syscall({KEYCTL}, 10, -3, b'user', b'agent-ticket', 0)  # KEYCTL_SEARCH, session keyring\n"
+    "buf = ctypes.create_string_buffer(16)\n"
+    f"print(libc.syscall({KEYCTL}, 11, key, buf, 16) if key > 0 else 'no key', buf.value)\n"
+)
+ex = CodeExecutor(isolation="bwrap")
+print("sandbox:", ex.execute(code, "python3").stdout.strip())
+ex.close()
+"""
+
+
+def test_the_agents_session_keyring_is_out_of_reach() -> None:
+    """Every process inherits its parent's session keyring, and holding it is what lets a process
+    read the keys in it (Kerberos tickets, say), through any namespace: the sandbox starts with an
+    empty one of its own."""
+    _require_bwrap()
+    if os.uname().machine not in ("x86_64", "aarch64"):
+        pytest.skip("the keyctl syscall number is known here for x86_64 and aarch64 only")
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+    done = subprocess.run([sys.executable, "-c", _KEYRING_PROBE, src], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["agent sees its key True", "sandbox: no key b''"], done.stdout + done.stderr
+
+
 def test_nothing_outside_the_work_folder_and_tmp_is_writable(ex: CodeExecutor) -> None:
     outside = Path.home() / f".mcp-exec-escape-{uuid.uuid4().hex}"
     code = (

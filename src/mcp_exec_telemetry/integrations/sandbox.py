@@ -436,6 +436,13 @@ def landlock_abi():
     except Exception:
         return -1
 LANDLOCK_ABI = landlock_abi()
+KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)  # the keyctl syscall's number
+def leave_session_keyring():
+    # In a sandbox's child, before bubblewrap's exec: a new, empty session keyring. Every process
+    # inherits its parent's, and holding it is what lets a process read the keys in it (the agent's
+    # Kerberos tickets, say), through any namespace. (The user keyrings are per user namespace.)
+    if KEYCTL is not None:
+        libc.syscall(KEYCTL, 1, None)  # KEYCTL_JOIN_SESSION_KEYRING with no name: a fresh anonymous one
 def scope_abstract_sockets():
     # In a sandbox's child, before bubblewrap's exec: a Landlock domain that handles no file system or
     # network access and only scopes abstract Unix sockets (ABI 6, Linux 6.12), so that nothing in the
@@ -574,6 +581,7 @@ def exec_child(req, out, err, info_w, block_r, ready_w=-1, netns=-1):
             resource.setrlimit(res, (soft, hard))
         if req.get("info"):  # a bubblewrap sandbox
             scope_abstract_sockets()
+            leave_session_keyring()
         # Out of the way first (fd 3 may be the block pipe that fd 4 wants), then into place.
         wanted = [(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10), target) for fd, target in ((os.open("/dev/null", os.O_RDONLY), 0), (out, 1), (err, 2), (info_w, 3), (block_r, 4), (ready_w, 5)) if fd >= 0]
         for fd, target in wanted:
