@@ -9,7 +9,8 @@ Two isolations, chosen per :class:`~.executor.CodeExecutor`:
   the only other writable place, the host's Unix sockets are out of reach (``/run`` is empty, the
   others are masked, and a Landlock scope, where the kernel has one, keeps abstract sockets made
   outside the sandbox out of reach when the network is shared), ``/proc`` is a fresh
-  one that shows only the sandbox's own processes (the agent's environment is out of reach), and there
+  one that shows only the sandbox's own processes (the agent's environment is out of reach), the
+  session keyring is a new, empty one (the agent's keys are out of reach), and there
   is no network unless the caller allows it (a loopback of its own; when the agent runs as root the
   fork server keeps these network namespaces, each held by one sandbox at a time and given to the
   next once every process of the last one is gone, because making and freeing one costs more than
