@@ -607,6 +607,43 @@ def test_nothing_a_run_left_listening_is_there_for_the_next_run_in_its_namespace
 # --- limits ------------------------------------------------------------------------------------
 
 
+_FLOOD_INHERITED_FDS = """
+import os
+written = 0
+for fd in sorted(int(x) for x in os.listdir('/proc/self/fd')):
+    if fd > 2:
+        try:
+            for _ in range(128):  # 8 MiB into every pipe this process holds beyond its stdio
+                written += os.write(fd, b'"child-pid": 1 ' * 4369)
+        except OSError:
+            pass
+print('done')
+"""
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0])
+
+
+@pytest.mark.parametrize("sandboxes_ahead", [0, 4])
+def test_what_the_code_writes_to_descriptors_it_inherited_never_reaches_the_fork_server(sandboxes_ahead: int) -> None:
+    """bubblewrap passes its info pipe down to the sandboxed command; the fork server reads the
+    sandbox's init pid from it. Once it has that, it reads no more: a flood there is neither kept
+    (the server's memory) nor parsed (a forged pid to kill at the timeout)."""
+    _require_bwrap()
+    ex = CodeExecutor(isolation="bwrap", sandboxes_ahead=sandboxes_ahead)
+    ex.execute("print(1)", "python3")
+    server = sandbox.fork_server()
+    before = _rss_kib(server.proc.pid)
+    result = ex.execute(_FLOOD_INHERITED_FDS, "python3", timeout_s=30)
+    after = _rss_kib(server.proc.pid)
+    ex.close()
+    assert result.stdout == "done\n", result.stderr[-500:]
+    assert result.exit_reason == "exit" and not result.timed_out
+    assert after - before < 2048, (before, after)
+
+
 def test_a_2_gib_file_stops_at_the_file_size_limit(ex: CodeExecutor) -> None:
     code = (
         "import os\n"

@@ -756,6 +756,9 @@ def reap(fd, what, run):
             pass
     finish(run)
 def read_info(fd, run):
+    # bubblewrap's info names the sandbox's init in its first lines. The sandboxed command may hold
+    # the pipe's write end too (bubblewrap passes it down), so the server stops reading once it has
+    # the pid, or after a few KiB without it: what the code writes there is never kept or parsed.
     try: chunk = os.read(fd, 4096)
     except OSError: chunk = b""
     if not chunk:
@@ -764,6 +767,9 @@ def read_info(fd, run):
     found = re.search(rb'"child-pid":\s*(\d+)', run["info"])
     if found and run["inner"] is None:
         run["inner"] = int(found.group(1))
+    if found or len(run["info"]) > 16384:
+        run["info"] = b""
+        unwatch(fd)
 def starter_pid(run):
     # The starter: the one child of the sandbox's init (bubblewrap's info names the init; it was
     # written before the starter said it was up, so it is read here if the loop has not yet).
