@@ -756,20 +756,22 @@ def reap(fd, what, run):
             pass
     finish(run)
 def read_info(fd, run):
-    # bubblewrap's info names the sandbox's init in its first lines. The sandboxed command may hold
-    # the pipe's write end too (bubblewrap passes it down), so the server stops reading once it has
-    # the pid, or after a few KiB without it: what the code writes there is never kept or parsed.
-    try: chunk = os.read(fd, 4096)
+    # bubblewrap's info names the sandbox's init in its first line. The sandboxed command may hold
+    # the pipe's write end too (bubblewrap passes it down), so once the server has the pid, or 16 KiB
+    # without it, it reads on only to drain the pipe (bubblewrap writes more later and must not
+    # fail): what the code writes there is neither kept nor parsed.
+    try: chunk = os.read(fd, 65536)
     except OSError: chunk = b""
     if not chunk:
         return unwatch(fd)
+    if run["info"] is None:
+        return
     run["info"] += chunk
     found = re.search(rb'"child-pid":\s*(\d+)', run["info"])
     if found and run["inner"] is None:
         run["inner"] = int(found.group(1))
     if found or len(run["info"]) > 16384:
-        run["info"] = b""
-        unwatch(fd)
+        run["info"] = None
 def starter_pid(run):
     # The starter: the one child of the sandbox's init (bubblewrap's info names the init; it was
     # written before the starter said it was up, so it is read here if the loop has not yet).
