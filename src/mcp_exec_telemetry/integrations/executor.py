@@ -58,7 +58,7 @@ from typing import Any, Callable, Mapping
 from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from .sandbox import ISOLATIONS, STARTER, Limits, bwrap_command, bwrap_path, bwrap_problem, default_isolation, fork_server, hidden_trees, under
+from .sandbox import ISOLATIONS, STARTER, ForkServer, Limits, bwrap_command, bwrap_path, bwrap_problem, default_isolation, fork_server, hidden_trees, under
 
 __all__ = ["CodeExecutor", "ExecutionResult", "EXIT_REASONS", "LANGUAGES", "Limits"]
 
@@ -753,6 +753,8 @@ class CodeExecutor:
                 read_only=self._read_only_paths(), info_fd=3,
             )
             server = fork_server()
+            if not isinstance(server, ForkServer):  # bubblewrap runs only where the fork server does
+                raise OSError("no fork server to set a sandbox up")
             run_id = server.prepare(argv, {"PATH": "/usr/bin:/bin"}, workdir, (out_w, err_w, rep_w, ready_w), pids=self.process_limit or None, reuse_netns=not self.allow_network)
             for fd in (out_w, err_w, rep_w, ready_w):
                 os.close(fd)

@@ -963,7 +963,7 @@ class ForkServer:
                 self.proc.kill()
 
 
-_servers: dict[str, ForkServer] = {}
+_servers: dict[str, "ForkServer | DirectSpawner"] = {}
 _servers_lock = threading.Lock()
 
 
@@ -1039,7 +1039,7 @@ def fork_server(python: str | None = None) -> "ForkServer | DirectSpawner":
     with _servers_lock:
         server = _servers.get(python)
         if server is None or not server.alive():
-            server = _servers[python] = ForkServer(python) if _FORK_SERVER_WORKS else DirectSpawner()  # type: ignore[assignment]
+            server = _servers[python] = ForkServer(python) if _FORK_SERVER_WORKS else DirectSpawner()
         return server
 
 
