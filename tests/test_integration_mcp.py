@@ -305,6 +305,33 @@ def test_streamable_http_carries_tcp_and_the_server_assigned_session_id_on_both_
     assert p.attributes["network.transport"] == "tcp"
 
 
+@pytest.mark.skipif(MCP_MAJOR < 2, reason="mcp 1.x's SSE client posts inline, where nothing can see it: its spans say pipe (docs/MCP.md)")
+def test_the_legacy_sse_transport_is_tcp_to_the_servers_address_with_its_session_id() -> None:
+    from mcp.client.sse import sse_client
+
+    with capture() as cap:
+        instrument_mcp(cap.telemetry)
+        with HttpServer([*DEMO, "--sse"], port_arg=True, path="/sse") as srv:
+            srv_port = srv.port
+
+            async def scenario() -> None:
+                async with sse_client(srv.url) as (read, write), ClientSession(read, write) as session:
+                    await session.initialize()
+                    await session.call_tool("get_weather", {"city": "Lima"})
+
+            run(scenario)
+        clients = client_spans(cap)
+        (session_point,) = points(cap, "mcp.client.session.duration")
+        calls = [p for p in points(cap, "mcp.client.operation.duration") if p.attributes.get("gen_ai.tool.name") == "get_weather"]
+    assert {c.name for c in clients} >= {"initialize", "tools/call get_weather"}
+    for client in clients:
+        assert client.attributes["network.transport"] == "tcp", client.name
+        assert (client.attributes["server.address"], client.attributes["server.port"]) == ("127.0.0.1", srv_port)
+        assert len(client.attributes["mcp.session.id"]) >= 16, client.name
+    assert [p.attributes["network.transport"] for p in calls] == ["tcp"]
+    assert session_point.attributes["network.transport"] == "tcp"
+
+
 def test_tool_calls_from_executed_code_are_parented_under_the_execution_span() -> None:
     code = "import mcp_tools as t\nprint(t.get_weather(city='Oslo')['conditions'])\nprint(len(t.list_customers(limit=5)))\n"
     with OtlpReceiver() as rx, capture() as cap, tempfile.TemporaryDirectory() as sdk_dir:

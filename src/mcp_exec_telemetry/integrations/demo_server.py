@@ -1,7 +1,7 @@
 """A small MCP server for the demo and the tests: ``python -m mcp_exec_telemetry.integrations.demo_server``.
 
-It serves over stdio (or streamable HTTP on 127.0.0.1 with ``--http PORT``) with the SDK's
-``MCPServer`` (``FastMCP`` in mcp 1.x) and is traced by
+It serves over stdio (or streamable HTTP on 127.0.0.1 with ``--http PORT``, the legacy SSE
+transport with ``--sse PORT``) with the SDK's ``MCPServer`` (``FastMCP`` in mcp 1.x) and is traced by
 :func:`~mcp_exec_telemetry.integrations.mcp.instrument_mcp` into a session of its own
 (``service.name`` ``mcp-demo-server``), which exports over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT``
 is set. Its tools are deterministic: ``list_customers`` and ``get_orders`` return large records
@@ -101,7 +101,10 @@ def build_server(port: int | None = None) -> Any:
 
 
 def _http_port(argv: list[str]) -> int | None:
-    return int(argv[argv.index("--http") + 1]) if "--http" in argv else None
+    for flag in ("--http", "--sse"):
+        if flag in argv:
+            return int(argv[argv.index(flag) + 1])
+    return None
 
 
 def main() -> int:
@@ -114,14 +117,15 @@ def main() -> int:
     with observe(**options) as tel:
         instrument_mcp(tel, capture_content=os.environ.get("MCP_EXEC_CAPTURE_CONTENT") == "1")
         port = _http_port(sys.argv[1:])
+        transport = "sse" if "--sse" in sys.argv[1:] else "streamable-http"  # --sse: the legacy SSE transport
         server = build_server(port)
         try:
             if port is None:
                 server.run("stdio")
             elif type(server).__module__.startswith("mcp.server.fastmcp"):  # mcp 1.x FastMCP
-                server.run("streamable-http")
+                server.run(transport)
             else:
-                server.run("streamable-http", host="127.0.0.1", port=port)
+                server.run(transport, host="127.0.0.1", port=port)
         except KeyboardInterrupt:
             pass
     return 0

@@ -57,7 +57,7 @@ import time
 import weakref
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -250,12 +250,14 @@ def _mark_tool_error(span: Any) -> str:
 
 
 class _Call:
-    """A client request in flight: its span, and whether mcp 2.x's dispatcher span was absorbed."""
+    """A client request in flight: its span, its session, and whether mcp 2.x's dispatcher span
+    was absorbed."""
 
-    __slots__ = ("span", "absorbed")
+    __slots__ = ("span", "session", "absorbed")
 
-    def __init__(self, span: Any) -> None:
+    def __init__(self, span: Any, session: Any = None) -> None:
         self.span = span
+        self.session = session
         self.absorbed = False
 
 
@@ -294,8 +296,30 @@ def _client_connection(session: Any) -> dict[str, Any]:
 
 def _client_session_id(session: Any) -> str | None:
     transport = _http_transport_of(session)
-    sid = getattr(transport, "session_id", None) if transport is not None else None
+    sid = getattr(transport, "session_id", None) if transport is not None else getattr(session, "_mcp_exec_sse_session", None)
     return str(sid) if sid else None
+
+
+async def _sse_post(original: Callable[..., Any], client: Any, method: str, url: Any, *args: Any, **kwargs: Any) -> Any:
+    """mcp 2.x's SSE client posting a message (in the context of the request that sent it): the
+    session's transport is tcp to the endpoint's address, and the endpoint names the session."""
+    call = _CURRENT_CALL.get()
+    session = call.session if call is not None else None
+    if session is not None and getattr(session, "_mcp_exec_conn", None) is None:
+        try:
+            parts = urlsplit(str(url))
+            attrs: dict[str, Any] = {"network.transport": "tcp", "network.protocol.name": "http"}
+            if parts.hostname:
+                attrs["server.address"] = parts.hostname
+                attrs["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
+            query = parse_qs(parts.query)
+            sid = (query.get("session_id") or query.get("sessionId") or [None])[0]
+            _set_quietly(session, "_mcp_exec_conn", attrs)
+            if sid:
+                _set_quietly(session, "_mcp_exec_sse_session", sid)
+        except Exception:
+            pass
+    return await original(client, method, url, *args, **kwargs)
 
 
 def _protocol_version_of(result: Any) -> str | None:
@@ -368,7 +392,7 @@ async def _send_request(inst: _Instruments, original: Callable[..., Any], legacy
                 span.set_attribute("gen_ai.tool.call.arguments", captured)
     except Exception:  # never break the host: send untraced
         return await original(self, request, *args, **kwargs)
-    call = _Call(span)
+    call = _Call(span, self)
     token = otel_context.attach(trace.set_span_in_context(span))
     call_token = _CURRENT_CALL.set(call)
     error_type: str | None = None
@@ -928,6 +952,20 @@ def _install(inst: _Instruments) -> _Patches:
 
         patches.replace(StreamableHTTPTransport, "post_writer", make_post_writer)
     except ImportError:  # pragma: no cover - every supported version has it
+        pass
+    try:  # mcp 2.x's SSE client posts through this module-level helper (mcp 1.x posts inline: pipe)
+        from mcp.client import sse as sse_module
+
+        if hasattr(sse_module, "request_within_origin"):
+
+            def make_sse_post(original: Callable[..., Any]) -> Callable[..., Any]:
+                async def sse_post(client: Any, method: str, url: Any, *args: Any, **kwargs: Any) -> Any:
+                    return await _sse_post(original, client, method, url, *args, **kwargs)
+
+                return sse_post
+
+            patches.replace(sse_module, "request_within_origin", make_sse_post)
+    except ImportError:  # pragma: no cover - the SSE client's dependencies are missing
         pass
 
     if legacy:
