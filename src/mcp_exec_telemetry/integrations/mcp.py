@@ -313,10 +313,10 @@ async def _sse_post(original: Callable[..., Any], client: Any, method: str, url:
                 attrs["server.address"] = parts.hostname
                 attrs["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
             query = parse_qs(parts.query)
-            sid = (query.get("session_id") or query.get("sessionId") or [None])[0]
+            sids = query.get("session_id") or query.get("sessionId") or []
             _set_quietly(session, "_mcp_exec_conn", attrs)
-            if sid:
-                _set_quietly(session, "_mcp_exec_sse_session", sid)
+            if sids and sids[0]:
+                _set_quietly(session, "_mcp_exec_sse_session", sids[0])
         except Exception:
             pass
     return await original(client, method, url, *args, **kwargs)
