@@ -466,7 +466,8 @@ def _find_all(text: str, literal: str) -> list[int]:
 
 def _expand_class(spec: str) -> str:
     """``"A-Za-z0-9._%+-"`` as the characters it names (ranges expanded, a trailing ``-`` literal)."""
-    out, i = [], 0
+    out: list[str] = []
+    i = 0
     while i < len(spec):
         if i + 2 < len(spec) and spec[i + 1] == "-":
             out.extend(chr(c) for c in range(ord(spec[i]), ord(spec[i + 2]) + 1))
@@ -496,7 +497,7 @@ class Rule(NamedTuple):
     type: str
     body: str
     first: str
-    validate: Callable[[str], bool] | None = None
+    validate: Callable[[str], bool | str] | None = None
     prefilter: tuple[str, ...] = ()
     after: str = ""
     """Word characters that may still precede a match (``-`` in ``customer-123-45-6789``)."""
@@ -1006,14 +1007,14 @@ class PiiDetector:
             unknown = wanted - _BUILTIN_TYPES - set(extra)
             if unknown:
                 raise ValueError(f"unknown PII types: {sorted(unknown)}")
+        compiled: dict[str, re.Pattern[str]] = {}
         for name, pattern in extra.items():
             if not name or not isinstance(name, str):
                 raise ValueError(f"extra pattern names must be non-empty strings, got {name!r}")
-            if not isinstance(pattern, re.Pattern):
-                try:
-                    extra[name] = re.compile(pattern)
-                except (re.error, TypeError) as exc:
-                    raise ValueError(f"extra pattern {name!r} is not a regular expression ({pattern!r}): {exc}") from None
+            try:
+                compiled[name] = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern)
+            except (re.error, TypeError) as exc:
+                raise ValueError(f"extra pattern {name!r} is not a regular expression ({pattern!r}): {exc}") from None
         self._allow = frozenset(allow)
         rules = [r for r in RULES if wanted is None or r.type in wanted]
         self._rules = tuple(rules)
@@ -1040,7 +1041,7 @@ class PiiDetector:
         self._scan = re.compile(_scan_pattern(scanned), _FLAGS) if scanned else None
         self._extra = tuple(
             _Compiled(len(rules) + j, name, p, "value" in p.groupindex, None)
-            for j, (name, p) in enumerate(extra.items())
+            for j, (name, p) in enumerate(compiled.items())
             if wanted is None or name in wanted
         )
         self._extra_scan = self._combine_extra(self._extra)
@@ -1236,9 +1237,9 @@ class PiiDetector:
     def _add(self, c: _Compiled, m: re.Match[str], text: str, out: list[tuple[int, int, int, str, bool]]) -> None:
         """The candidate a rule's match yields, once its validator accepts it (perhaps shortened)."""
         s, e = m.span("v") if c.has_value_group else m.span()
-        e = _checked_end(c.validate, text, s, e)
-        if e is not None:
-            out.append((s, e, c.priority, c.type, text[s:e] not in self._allow))
+        end = _checked_end(c.validate, text, s, e)
+        if end is not None:
+            out.append((s, end, c.priority, c.type, text[s:end] not in self._allow))
 
     def _match_at(self, c: _Compiled, text: str, p: int, out: list[tuple[int, int, int, str, bool]]) -> None:
         m = c.regex.match(text, p)

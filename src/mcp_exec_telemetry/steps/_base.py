@@ -21,7 +21,7 @@ another task or thread leaves that task's context alone instead of printing Open
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -137,7 +137,7 @@ class Operation:
         self._t0 = _perf_ns()
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         duration_s = (_perf_ns() - self._t0) / 1e9
         s = self._step._s
         span = self.span
@@ -191,7 +191,7 @@ class Operation:
     async def __aenter__(self) -> "Operation":
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         return self.__exit__(exc_type, exc, tb)
 
     def _begin(self) -> None:
@@ -210,13 +210,13 @@ class NoopOperation:
     def __enter__(self) -> "NoopOperation":
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
+    def __exit__(self, *exc: Any) -> Literal[False]:
         return False
 
     async def __aenter__(self) -> "NoopOperation":
         return self
 
-    async def __aexit__(self, *exc: Any) -> bool:
+    async def __aexit__(self, *exc: Any) -> Literal[False]:
         return False
 
     def set_results(self, *args: Any, **kwargs: Any) -> None:

@@ -121,7 +121,9 @@ class SkillsStep(Step):
     def _record(self, name: str, duration_s: float, success: bool, error_type: str | None, wall_ns: int) -> None:
         outcome = error_outcome(error_type) if error_type is not None else ("success" if success else "failure")
         names = self._names
-        if name in names or (len(names) < self._s.config.cardinality_limit and not names.add(name)):
+        if name not in names and len(names) < self._s.config.cardinality_limit:
+            names.add(name)
+        if name in names:
             attrs = self._attrs("d", name, outcome, error_type)
         else:
             # Past the limit of skill names: fold into the overflow series, keeping the outcome,
