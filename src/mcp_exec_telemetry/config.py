@@ -292,8 +292,7 @@ class TelemetryConfig:
                 # http/json is legal OpenTelemetry, but the Python exporters send protobuf only;
                 # a collector's OTLP/HTTP endpoint accepts both.
                 self.otlp_protocol = "http/protobuf" if raw == "http/json" else DEFAULT_PROTOCOL
-                why = "OpenTelemetry Python sends OTLP as protobuf only" if raw == "http/json" else "expected grpc or http/protobuf"
-                _bad_env("OTEL_EXPORTER_OTLP_PROTOCOL", raw, why, self.otlp_protocol)
+                _bad_env("OTEL_EXPORTER_OTLP_PROTOCOL", raw, "OpenTelemetry Python sends OTLP as protobuf only" if raw == "http/json" else "expected grpc or http/protobuf", self.otlp_protocol)
         if self.otlp_protocol not in PROTOCOLS:
             raise ValueError(f"otlp_protocol must be 'grpc' or 'http/protobuf', got {self.otlp_protocol!r}")
         if self.otlp_endpoint is None:

@@ -206,9 +206,9 @@ class PrometheusSource:
             if labels.get("outcome") == "success":
                 st["successes"] += _int(v)
         for labels, v in skills_sum:
-            st = top.get(labels.get("skill_name", ""))
-            if st is not None:
-                st["total_duration_ms"] += v * 1000.0
+            summed = top.get(labels.get("skill_name", ""))
+            if summed is not None:
+                summed["total_duration_ms"] += v * 1000.0
         top_list = sorted(top.values(), key=lambda st: (-st["runs"], st["name"]))[:50]
         for st in top_list:
             st["total_duration_ms"] = round(st["total_duration_ms"], 3)

@@ -264,9 +264,9 @@ def skills(p: Points, s: "Session | None", recent: bool = True, top: int | None 
             if info is not None:
                 st.language, st.created_at, st.last_used = info.language, info.created_at, info.last_used
         for rec in s.recent_skill_usage:
-            st = stats.get(rec.skill_name)
-            if st is not None and (st.last_used is None or rec.timestamp > st.last_used):
-                st.last_used = rec.timestamp
+            used = stats.get(rec.skill_name)
+            if used is not None and (used.last_used is None or rec.timestamp > used.last_used):
+                used.last_used = rec.timestamp
     return SkillMetrics(
         total_skills=created,
         active_skills=active,
