@@ -257,12 +257,13 @@ def propagate_context_to_thread_pools() -> None:
             return
         # Imported here: with the instrumentor above, or before the first session, the thread pool
         # module (and its queue) is not loaded on the package's behalf.
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
-        original = ThreadPoolExecutor.submit
+        # Typed without its ParamSpec, which mypy cannot carry through functools.wraps.
+        original: Callable[..., Future[Any]] = ThreadPoolExecutor.submit
 
         @functools.wraps(original)
-        def submit(self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        def submit(self: Executor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
             ctx = otel_context.get_current()
 
             def in_context(*a: Any, **k: Any) -> Any:

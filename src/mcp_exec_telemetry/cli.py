@@ -441,7 +441,7 @@ def _fleet(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (exposed for documentation and tests)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)  # a parent of the subcommands' parsers, which are _Parsers too
     common.add_argument("--root", metavar="DIR", help=f"metrics history folder (default: ${history.ENV_VAR} or {history.DEFAULT_ROOT})")
     parser = _Parser(prog=PROG, description="Reports, dashboard, advice and exports over the mcp-exec-telemetry metrics history.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -3,8 +3,9 @@
 Every reader attached to a ``MeterProvider`` aggregates every measurement again, so the cost of a
 record grows with the number of readers. A session therefore attaches exactly one reader, the
 in-memory one behind :meth:`Telemetry.summary`. Prometheus scrapes and OTLP pushes are served by
-the official ``PrometheusMetricReader`` and ``PeriodicExportingMetricReader`` classes whose
-``collect`` takes that reader's snapshot (plus the derived series) instead of aggregating anew.
+the official ``PrometheusMetricReader`` and ``PeriodicExportingMetricReader`` classes, attached to
+no provider: the collect callback a provider would set on them is set to one that returns that
+reader's snapshot (plus the derived series) instead of aggregating anew.
 """
 
 from __future__ import annotations
@@ -12,11 +13,22 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricsData, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, MetricsData, PeriodicExportingMetricReader
 
 _logger = logging.getLogger("mcp_exec_telemetry")
 
 Snapshot = Callable[[], "MetricsData | None"]
+
+
+def _collect_from(reader: MetricReader, collect: Callable[..., MetricsData | None]) -> None:
+    """Make ``reader.collect()`` export what ``collect`` returns, as a ``MeterProvider`` would.
+
+    ``MetricReader.collect`` is final; it calls this callback as ``collect(reader, timeout_millis=...)``
+    and exports its result unless None, as it does with the provider's own callback.
+    """
+    # The SDK annotates the callback as (reader, temporality) -> MetricsData, but calls it as above
+    # and sets its own MeasurementConsumer.collect, which has our signature and may return None.
+    reader._set_collect_callback(collect)  # type: ignore[arg-type]
 
 
 class PushReader(PeriodicExportingMetricReader):
@@ -25,25 +37,20 @@ class PushReader(PeriodicExportingMetricReader):
     def __init__(self, exporter: MetricExporter, snapshot: Snapshot, interval_ms: float, timeout_ms: float) -> None:
         super().__init__(exporter, export_interval_millis=interval_ms, export_timeout_millis=timeout_ms)
         self._snapshot = snapshot
+        _collect_from(self, self._snapshot_or_none)
 
-    def collect(self, timeout_millis: float = 10_000) -> None:  # type: ignore[override]
+    def _snapshot_or_none(self, reader: MetricReader, timeout_millis: float = 10_000) -> MetricsData | None:
         try:
-            data = self._snapshot()
+            return self._snapshot()
         except Exception as exc:  # a failed collection skips one export, never more
             _logger.warning("mcp-exec-telemetry could not collect metrics for export: %r", exc)
-            return
-        if data is not None:
-            self._receive_metrics(data, timeout_millis=timeout_millis)
+            return None
 
 
 def prometheus_bridge(snapshot: Snapshot, registry: Any) -> Any:
     """A ``PrometheusMetricReader`` registered in ``registry`` that renders the session's snapshot."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
-    class _SnapshotPrometheusReader(PrometheusMetricReader):
-        def collect(self, timeout_millis: float = 10_000) -> None:  # type: ignore[override]
-            data = snapshot()
-            if data is not None:
-                self._receive_metrics(data)
-
-    return _SnapshotPrometheusReader(scope_info_enabled=False, registry=registry)
+    reader = PrometheusMetricReader(scope_info_enabled=False, registry=registry)
+    _collect_from(reader, lambda _reader, timeout_millis=10_000: snapshot())
+    return reader

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
@@ -46,6 +46,9 @@ from .records import DiscoveryMetrics, ExecutionMetrics, FilteringMetrics, SdkMe
 from .readers import PushReader, prometheus_bridge
 from .steps import ALL_STEPS, DiscoveryStep, ExecutionStep, FilteringStep, SdkStep, SecurityStep, SkillsStep
 from .views import InstrumentSpec, build_views
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs.export import LogRecordExporter
 
 __all__ = ["Telemetry", "observe"]
 
@@ -107,6 +110,8 @@ class Telemetry:
     filtering: FilteringStep
     skills: SkillsStep
     security: SecurityStep
+    resource: Resource
+    """Set by ``_build``; a forked child's rebuild starts from the parent's."""
 
     def __init__(self, config: TelemetryConfig | None = None, **options: Any) -> None:
         if config is None:
@@ -277,7 +282,14 @@ class Telemetry:
         if batch:
             if self._batch_options is None:
                 self._batch_options = batch_span_options_from_env()
-            processor: Any = BatchSpanProcessor(guarded, export_timeout_millis=self.config.export_timeout_ms, **self._batch_options)
+            sizes = self._batch_options
+            processor: Any = BatchSpanProcessor(
+                guarded,
+                max_queue_size=sizes["max_queue_size"],
+                schedule_delay_millis=sizes["schedule_delay_millis"],
+                max_export_batch_size=sizes["max_export_batch_size"],
+                export_timeout_millis=self.config.export_timeout_ms,
+            )
         else:
             processor = SimpleSpanProcessor(guarded)
         self.tracer_provider.add_span_processor(processor)
@@ -502,8 +514,9 @@ class Telemetry:
         try:  # the maintained handler (the otlp extra installs it)
             from opentelemetry.instrumentation.logging.handler import LoggingHandler
         except ImportError:  # pragma: no cover - older installs: the SDK's deprecated one
-            from opentelemetry.sdk._logs import LoggingHandler  # type: ignore[no-redef]
+            from opentelemetry.sdk._logs import LoggingHandler as SdkLoggingHandler
 
+            return SdkLoggingHandler(level=level, logger_provider=self.logger_provider)
         return LoggingHandler(level=level, logger_provider=self.logger_provider)
 
     def save(self, root: Any = None) -> Any:
@@ -728,6 +741,7 @@ def _otlp_logger_provider(cfg: TelemetryConfig, resource: Resource, stats: Expor
     endpoint = str(cfg.otlp_endpoint)
     headers = dict(cfg.otlp_headers) if cfg.otlp_headers else None
     timeout_s = cfg.export_timeout_ms / 1000.0
+    exporter: LogRecordExporter
     if cfg.otlp_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 

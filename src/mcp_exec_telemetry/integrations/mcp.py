@@ -147,8 +147,8 @@ def tool_result_payload(result: Any) -> Any:
         if isinstance(structured, dict) and set(structured) == {"result"}:
             return structured["result"]
         return structured
-    texts = [getattr(block, "text", None) for block in getattr(result, "content", None) or ()]
-    texts = [t for t in texts if isinstance(t, str)]
+    candidates = [getattr(block, "text", None) for block in getattr(result, "content", None) or ()]
+    texts = [t for t in candidates if isinstance(t, str)]
     if len(texts) == 1:
         try:
             return json.loads(texts[0])
@@ -686,7 +686,7 @@ def _watch_connection(inst: _Instruments, connection: Any, attrs: dict[str, Any]
         return
     t0 = time.perf_counter()
     state["mcp_exec.t0"] = t0
-    session_attrs = {k: attrs[k] for k in ("network.transport", "network.protocol.name") if k in attrs}
+    session_attrs: dict[str, Any] = {k: attrs[k] for k in ("network.transport", "network.protocol.name") if k in attrs}
 
     def closed() -> None:
         version = getattr(connection, "protocol_version", None)

@@ -16,6 +16,7 @@ leaves the previous version of the skill intact. A corrupt ``skill.json`` is ski
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import logging
@@ -201,7 +202,7 @@ class SkillManager:
                 _logger.warning("mcp-exec-telemetry: skipping skill %r: %s", p.name, exc)
         return skills
 
-    def search(self, query: str) -> list[Skill]:
+    def search(self, query: str) -> builtins.list[Skill]:  # in this class, `list` is the method above
         """Skills whose name, description or tags contain any query term; most matching terms first."""
         terms = [t for t in re.findall(r"[a-z0-9]+", query.lower())]
         scored = []

@@ -140,20 +140,21 @@ def _run_code(inst: _Instruments, executor: Any, code_action: str) -> Any:
         return executor(code_action)
     step = _CodeStep()
     token = _step.set(step)
+    token_used = False
     try:
         try:
             output = executor(code_action)
         except BaseException as exc:
             _step.reset(token)
-            token = None
+            token_used = True
             _close_failed(op, exc)
             raise
         _step.reset(token)
-        token = None
+        token_used = True
         _close_succeeded(inst, op, step, output)
         return output
     finally:
-        if token is not None:
+        if not token_used:
             _step.reset(token)
 
 
