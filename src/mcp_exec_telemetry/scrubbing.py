@@ -303,7 +303,7 @@ class TelemetryScrubber:
         return MetricsData(resource_metrics=resource_metrics) if changed else data
 
     def _metric(self, metric: Metric) -> Metric:
-        points = []
+        points: list[Any] = []  # the data's own point type (number, histogram, exponential histogram)
         changed = False
         for p in metric.data.data_points:
             attrs = self.attributes(p.attributes)
