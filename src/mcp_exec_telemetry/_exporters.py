@@ -59,9 +59,20 @@ class ExportStats:
         self.last_metric_export_ok: bool | None = None
         self.gate: CollectorGate | None = None
 
-    def add(self, kind: str, n: int) -> None:
+    def spans_delivered(self, n: int) -> None:
+        """``n`` spans the span exporter delivered."""
         with self._lock:
-            setattr(self, kind, getattr(self, kind) + n)
+            self.spans_exported += n
+
+    def logs_lost(self, n: int) -> None:
+        """``n`` log records the log exporter failed to deliver."""
+        with self._lock:
+            self.logs_dropped += n
+
+    def metric_export_failed(self) -> None:
+        """One metric export the exporter failed to deliver."""
+        with self._lock:
+            self.metric_exports_failed += 1
 
     def span_ended(self) -> None:
         next(self._ended)  # atomic under the GIL, no lock on the hot path
@@ -223,7 +234,7 @@ class GuardedMetricExporter(MetricExporter):
         ok = result is MetricExportResult.SUCCESS
         self._stats.last_metric_export_ok = ok
         if not ok:
-            self._stats.add("metric_exports_failed", 1)
+            self._stats.metric_export_failed()
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
@@ -254,7 +265,7 @@ def guarded_log_exporter(inner: Any, stats: ExportStats, scrub_log: Callable[[An
             except Exception:
                 result = None
             if getattr(result, "name", "") != "SUCCESS":
-                stats.add("logs_dropped", len(batch))
+                stats.logs_lost(len(batch))
             return result
 
         def shutdown(self) -> None:

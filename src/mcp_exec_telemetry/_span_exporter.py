@@ -35,7 +35,7 @@ class GuardedSpanExporter(SpanExporter):
         except Exception:
             result = SpanExportResult.FAILURE
         if result is SpanExportResult.SUCCESS:
-            self._stats.add("spans_exported", len(spans))
+            self._stats.spans_delivered(len(spans))
         return result
 
     def shutdown(self) -> None:
