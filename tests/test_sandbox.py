@@ -664,6 +664,67 @@ def test_a_2_gib_file_stops_at_the_file_size_limit(ex: CodeExecutor) -> None:
     assert span.attributes["mcp_exec.execution.exit_reason"] == "file_size"
 
 
+@pytest.mark.parametrize("sandboxes_ahead", [0, 2], ids=["set-up-for-the-run", "set-up-ahead"])
+@pytest.mark.parametrize("language", ["python3", "javascript"])
+def test_what_the_code_writes_in_its_work_folder_is_bounded_not_the_hosts_disk(language: str, sandboxes_ahead: int) -> None:
+    # 32 files of 1 MiB, each under the file size limit: only the work folder's own bound stops them.
+    code = {
+        "python3": (
+            "import os\n"
+            "block = b'x' * (1 << 20)\n"
+            "try:\n"
+            "    for i in range(32):\n"
+            "        with open(f'part{i}.bin', 'wb') as f:\n"
+            "            f.write(block)\n"
+            "finally:\n"
+            "    print('total', sum(os.path.getsize(n) for n in os.listdir('.') if n.startswith('part')), flush=True)\n"
+        ),
+        "javascript": (
+            "const fs = require('fs');\n"
+            "const block = Buffer.alloc(1 << 20, 120);\n"
+            "try { for (let i = 0; i < 32; i++) fs.writeFileSync(`part${i}.bin`, block); }\n"
+            "finally { let t = 0; for (const n of fs.readdirSync('.')) if (n.startsWith('part')) t += fs.statSync(n).size;\n"
+            "  console.log('total', t); }\n"
+        ),
+    }[language]
+    with capture() as cap:
+        ex = CodeExecutor(cap.telemetry, isolation="bwrap", disk_limit_mb=8, file_size_limit_mb=4, sandboxes_ahead=sandboxes_ahead)
+        try:
+            if sandboxes_ahead:
+                ex.execute("print(0)" if language == "python3" else "console.log(0)", language)  # the next run finds one set up ahead
+            result = ex.execute(code, language)
+        finally:
+            ex.close()
+        span = cap.spans("execution.run")[-1]
+    assert result.exit_reason == "disk", (result.exit_reason, result.stderr[-500:])
+    assert result.exit_code != 0
+    assert 4 * MIB <= int(result.stdout.split()[1]) <= 8 * MIB, result.stdout
+    assert span.attributes["mcp_exec.execution.exit_reason"] == "disk"
+
+
+@pytest.mark.parametrize("disk_limit_mb, on_the_host", [(8, []), (0, ["kept"])], ids=["bounded", "off"])
+def test_what_the_code_writes_in_its_work_folder_reaches_the_hosts_disk_only_with_the_limit_off(
+    disk_limit_mb: int, on_the_host: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+    remove = shutil.rmtree
+
+    def look_then_remove(path: str, ignore_errors: bool = False) -> None:  # the run's folder, once it ended
+        note = os.path.join(path, "note.txt")
+        if os.path.exists(note):
+            seen.append(Path(note).read_text())
+        remove(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(executor.shutil, "rmtree", look_then_remove)
+    ex = CodeExecutor(None, isolation="bwrap", disk_limit_mb=disk_limit_mb, sandboxes_ahead=0)
+    try:
+        result = ex.execute("open('note.txt', 'w').write('kept')\nprint(open('note.txt').read())\n", "python3")
+    finally:
+        ex.close()
+    assert (result.exit_code, result.stdout) == (0, "kept\n"), result.stderr
+    assert seen == on_the_host
+
+
 def test_memory_backed_folders_are_bounded_and_the_rest_of_dev_is_read_only() -> None:
     """A tmpfs takes the host's memory, and without a memory cgroup (an agent that is not root) no
     process limit counts it: /tmp and /dev/shm hold at most ``file_size_limit_mb`` each, and

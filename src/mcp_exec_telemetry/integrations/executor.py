@@ -10,9 +10,10 @@ runs it with (see :mod:`.sandbox` for what each isolation holds):
   is killed (under bubblewrap, the whole PID namespace) and ``execute()`` returns within about one
   second with ``timed_out=True``, whatever the code did with its output, its sessions or its parent;
 * **resource limits** (:class:`~.sandbox.Limits`): memory (data segment, node's ``Buffer`` included),
-  CPU seconds, file size and process count; the reason a run ended is ``ExecutionResult.exit_reason``
-  (``exit``, ``signal``, ``timeout``, ``memory``, ``cpu_time``, ``file_size``, ``process_count``,
-  ``sandbox_error``), also on the span as ``mcp_exec.execution.exit_reason``;
+  CPU seconds, file size, disk (under bubblewrap, what the work folder holds) and process count;
+  the reason a run ended is ``ExecutionResult.exit_reason`` (``exit``, ``signal``, ``timeout``,
+  ``memory``, ``cpu_time``, ``file_size``, ``disk``, ``process_count``, ``sandbox_error``), also on
+  the span as ``mcp_exec.execution.exit_reason``;
 * an **output cap**: stdout and stderr keep at most ``output_limit_bytes`` each (the rest is read
   and dropped, so the child never blocks on a full pipe) and ``output_truncated`` says so.
 
@@ -75,12 +76,13 @@ _SANDBOXES_AHEAD = 4  # default of ``sandboxes_ahead``: enough for a burst of ru
 _LOW_SPARES = 1  # with this few left, the next is set up at once, even beside a running code
 _QUIET_S = 0.01  # otherwise a set-up starts only once no run has been in progress for this long
 
-EXIT_REASONS = ("exit", "signal", "timeout", "memory", "cpu_time", "file_size", "process_count", "sandbox_error")
+EXIT_REASONS = ("exit", "signal", "timeout", "memory", "cpu_time", "file_size", "disk", "process_count", "sandbox_error")
 _SIGXCPU, _SIGXFSZ, _SIGKILL = 24, 25, 9
 # What the interpreters print when a limit stops them (the kernel only reports an error number).
 _REASON_TEXT = (
     ("memory", ("MemoryError", "heap out of memory", "Array buffer allocation failed", "Cannot allocate memory", "Fatal process out of memory", "ENOMEM")),
     ("file_size", ("File too large", "EFBIG")),
+    ("disk", ("No space left on device", "ENOSPC")),
     ("process_count", ("Resource temporarily unavailable", "EAGAIN", "can't start new thread")),
 )
 
@@ -433,7 +435,8 @@ class CodeExecutor:
     ``isolation`` is ``"bwrap"`` (a security boundary; an error when bubblewrap cannot run here) or
     ``"process"`` (no boundary); by default bubblewrap when it works, else ``"process"`` with a loud
     warning. ``allow_network`` lets sandboxed code reach the network. Limits: ``memory_limit_mb``,
-    ``cpu_time_limit_s`` (default: the timeout), ``file_size_limit_mb``, ``process_limit``; ``0``
+    ``cpu_time_limit_s`` (default: the timeout), ``file_size_limit_mb``, ``disk_limit_mb`` (bubblewrap
+    only: the work folder is a tmpfs of that size, not the host's disk), ``process_limit``; ``0``
     turns one off. ``sandboxes_ahead`` (bubblewrap only) is how many sandboxes wait set up for the
     next runs, each three idle processes (5 MiB resident, under 1 MiB their own); ``0`` sets each
     run's up on its own path, and below 3 a replacement is set up beside the next run's code.
@@ -454,6 +457,7 @@ class CodeExecutor:
         allow_network: bool = False,
         cpu_time_limit_s: float | None = None,
         file_size_limit_mb: int = 64,
+        disk_limit_mb: int = 256,
         process_limit: int = 64,
         max_connections: int = 32,
         sandboxes_ahead: int = _SANDBOXES_AHEAD,
@@ -480,6 +484,7 @@ class CodeExecutor:
         self.allow_network = allow_network
         self.cpu_time_limit_s = cpu_time_limit_s
         self.file_size_limit_mb = file_size_limit_mb
+        self.disk_limit_mb = disk_limit_mb
         self.process_limit = process_limit
         self.max_connections = max_connections
         if isinstance(sandboxes_ahead, bool) or not isinstance(sandboxes_ahead, int) or sandboxes_ahead < 0:
@@ -643,7 +648,10 @@ class CodeExecutor:
                 out_r, err_r, rep_r = prepared.out_r, prepared.err_r, prepared.rep_r
             else:
                 if self._bwrap is not None:
-                    argv = bwrap_command(self._bwrap, argv, workdir, allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None, read_only=self._read_only_paths(), info_fd=3)
+                    argv = bwrap_command(
+                        self._bwrap, argv, workdir, allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None,
+                        read_only=self._read_only_paths(), info_fd=3, work_size_mb=self.disk_limit_mb or None,
+                    )
                 out_r, out_w = os.pipe()
                 fds += [out_r, out_w]
                 err_r, err_w = os.pipe()
@@ -744,13 +752,15 @@ class CodeExecutor:
         door: _Door | None = None
         try:
             door = _Door(os.path.join(workdir, "ipc.sock"))
+            for suffix in _SUFFIX.values():  # the run writes its script into one of them, in place
+                open(os.path.join(workdir, "main" + suffix), "wb").close()
             for _ in range(4):
                 made += os.pipe()
             out_r, out_w, err_r, err_w, rep_r, rep_w, ready_r, ready_w = made
             argv = bwrap_command(
                 self._bwrap or "bwrap", list(STARTER), workdir,
                 allow_network=self.allow_network, tmp_size_mb=self.file_size_limit_mb or None,
-                read_only=self._read_only_paths(), info_fd=3,
+                read_only=self._read_only_paths(), info_fd=3, work_size_mb=self.disk_limit_mb or None,
             )
             server = fork_server()
             if not isinstance(server, ForkServer):  # bubblewrap runs only where the fork server does

@@ -6,7 +6,8 @@ Two isolations, chosen per :class:`~.executor.CodeExecutor`:
   runs under `bubblewrap <https://github.com/containers/bubblewrap>`_ in new user, PID, network, IPC
   and UTS namespaces with every capability dropped: the root file system is mounted read-only, ``/tmp``,
   ``/dev/shm`` and an empty ``/run`` are private, size-bounded tmpfs mounts, the run's work folder is
-  the only other writable place, the host's Unix sockets are out of reach (``/run`` is empty, the
+  the only other writable place (by default a size-bounded tmpfs too, holding the host's script and
+  IPC door read-only), the host's Unix sockets are out of reach (``/run`` is empty, the
   others are masked, and a Landlock scope, where the kernel has one, keeps abstract sockets made
   outside the sandbox out of reach when the network is shared), ``/proc`` is a fresh
   one that shows only the sandbox's own processes (the agent's environment is out of reach), the
@@ -196,8 +197,14 @@ def bwrap_command(
     tmp_size_mb: int | None = 64,
     read_only: Sequence[str] = (),
     info_fd: int | None = None,
+    work_size_mb: int | None = None,
 ) -> list[str]:
     """The bubblewrap command line that runs ``argv`` with ``workdir`` as its only writable host folder.
+
+    With ``work_size_mb``, the code's ``workdir`` is a tmpfs of that size instead, so that what it
+    writes there is bounded too (the host's disk is not); the files already in the host's
+    ``workdir`` (the code's script, the IPC door) are bound into it read-only, and the host may
+    still rewrite them in place.
 
     ``/tmp`` and the folders daemons keep their sockets in (:data:`SOCKET_TREES`) are empty tmpfs
     mounts, and every other Unix socket the host has bound is masked, so the only socket the code
@@ -237,7 +244,14 @@ def bwrap_command(
     for path in host_unix_sockets(["/tmp", *sockets], shown=read_only):  # after the binds that show them
         if not under(path, (workdir,)):
             cmd += ["--ro-bind", "/dev/null", path]
-    cmd += ["--bind", workdir, workdir, "--chdir", workdir, "--", *argv]
+    if work_size_mb:
+        cmd += ["--size", str(work_size_mb << 20), "--tmpfs", workdir]
+        for name in sorted(os.listdir(workdir)):
+            path = os.path.join(workdir, name)
+            cmd += ["--ro-bind", path, path]  # a socket is still reached through a read-only bind
+    else:
+        cmd += ["--bind", workdir, workdir]
+    cmd += ["--chdir", workdir, "--", *argv]
     return cmd
 
 
