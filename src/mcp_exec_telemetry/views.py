@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable, Literal, NamedTuple
 
+from opentelemetry.metrics import Instrument
 from opentelemetry.sdk.metrics import Counter, Histogram, UpDownCounter
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
@@ -26,7 +27,7 @@ MEMORY_BUCKETS_MIB: tuple[float, ...] = (8, 16, 32, 64, 128, 256, 512, 1024, 204
 # Result sizes in bytes.
 SIZE_BUCKETS_BY: tuple[float, ...] = (256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
 
-_TYPES = {"counter": Counter, "histogram": Histogram, "updown": UpDownCounter}
+_TYPES: dict[Kind, type[Instrument]] = {"counter": Counter, "histogram": Histogram, "updown": UpDownCounter}
 
 
 class InstrumentSpec(NamedTuple):

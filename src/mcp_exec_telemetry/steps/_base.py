@@ -21,11 +21,12 @@ another task or thread leaves that task's context alone instead of printing Open
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Hashable, Literal, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
 from .._buffer import buffer_for
@@ -50,8 +51,40 @@ def error_outcome(error_type: str) -> str:
     return ABANDONED if error_type == ABANDONED else ERROR
 
 
+ATTRIBUTE_SETS_KEPT = 4096
+"""Distinct attribute sets each of a step's caches keeps; past that, a set is built afresh on every
+record, so an unbounded stream of values (skill names) cannot grow a cache without limit."""
+
+Key = TypeVar("Key", bound=Hashable)
+
+
+def keep(cache: dict[Key, dict[str, Any]], key: Key, attrs: dict[str, Any]) -> dict[str, Any]:
+    """Keep ``attrs`` in ``cache`` under ``key`` unless the cache is full; return ``attrs``.
+
+    Steps build each distinct attribute dict once and pass the same dict on every record after
+    that: no dict is built on the hot path, and the buffer sums counter increments per dict.
+    """
+    if len(cache) < ATTRIBUTE_SETS_KEPT:
+        cache[key] = attrs
+    return attrs
+
+
+def outcome_attributes(key: str, value: object, outcome: str, error_type: str | None) -> dict[str, Any]:
+    """The attributes of a step's duration histogram: what was done (``key``), ``outcome``, and
+    ``error.type`` when the operation ended with one."""
+    attrs: dict[str, Any] = {key: value, "outcome": outcome}
+    if error_type is not None:
+        attrs[ERROR_TYPE] = error_type
+    return attrs
+
+
 class Step:
-    """A step of the design: owns its instruments and opens one span per operation."""
+    """A step of the design: owns its instruments and opens one span per operation.
+
+    A step declares its instruments as ``InstrumentSpec`` constants listed in ``SPECS`` (read by
+    the views), annotates each as a typed attribute, and creates them in :meth:`_create_instruments`
+    through :meth:`_histogram` and :meth:`_counter`. Instruments exist only when the session is enabled.
+    """
 
     name: ClassVar[str] = ""
     SPECS: ClassVar[tuple[InstrumentSpec, ...]] = ()
@@ -59,7 +92,6 @@ class Step:
     def __init__(self, session: "Session") -> None:
         self._s = session
         self._on = session.enabled
-        self._attr_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._buf: Any = None
         if self._on:
             self._create_instruments()
@@ -67,30 +99,19 @@ class Step:
             self._buf = buffer_for(session)
 
     def _create_instruments(self) -> None:
-        """Create each declared instrument as ``self._<measure>``."""
-        meter = self._s.meter
-        ns = self._s.config.namespace
-        for spec in self.SPECS:
-            name = spec.name(ns)
-            if spec.kind == "histogram":
-                inst = meter.create_histogram(name, unit=spec.unit, description=spec.description)
-            elif spec.kind == "counter":
-                inst = meter.create_counter(name, unit=spec.unit, description=spec.description)
-            else:
-                inst = meter.create_up_down_counter(name, unit=spec.unit, description=spec.description)
-            setattr(self, "_" + spec.measure, inst)
+        """Create the step's instruments (enabled sessions only): one ``self._<measure> = ...`` per spec."""
 
-    def _attrs(self, *key: Any) -> dict[str, Any]:
-        """Attribute dicts are built once per distinct set and reused on every record."""
-        attrs = self._attr_cache.get(key)
-        if attrs is None:
-            attrs = self._build_attrs(*key)
-            if len(self._attr_cache) < 4096:
-                self._attr_cache[key] = attrs
-        return attrs
+    def _histogram(self, spec: InstrumentSpec) -> Histogram:
+        """The histogram ``spec`` declares, named in the session's namespace."""
+        if spec.kind != "histogram":  # the view built from the spec would not match the instrument
+            raise TypeError(f"{spec.group}.{spec.measure} is declared as a {spec.kind}, not a histogram")
+        return self._s.meter.create_histogram(spec.name(self._s.config.namespace), unit=spec.unit, description=spec.description)
 
-    def _build_attrs(self, *key: Any) -> dict[str, Any]:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def _counter(self, spec: InstrumentSpec) -> Counter:
+        """The monotonic counter ``spec`` declares, named in the session's namespace."""
+        if spec.kind != "counter":
+            raise TypeError(f"{spec.group}.{spec.measure} is declared as a {spec.kind}, not a counter")
+        return self._s.meter.create_counter(spec.name(self._s.config.namespace), unit=spec.unit, description=spec.description)
 
     def _past_span(self, span_name: str, duration_s: float, attributes: dict[str, Any], error_type: str | None = None) -> None:
         """A span for an operation reported after the fact (the design's record_* API)."""
@@ -107,7 +128,12 @@ class Step:
 
 
 class Operation:
-    """Base of the handles returned by step context managers; ``span`` is the operation's span."""
+    """Base of the handles returned by step context managers; ``span`` is the operation's span.
+
+    Each subclass narrows ``_step`` to its own step's class with a bare class-level annotation
+    (``_step: ExecutionStep``): the type checker then knows the step's methods, and the slot stays
+    a plain slot, with nothing added on the hot path.
+    """
 
     __slots__ = ("_step", "span", "_t0", "_token", "_wall0", "_ctx")
     SPAN_NAME: ClassVar[str] = ""

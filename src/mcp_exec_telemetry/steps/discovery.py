@@ -13,13 +13,22 @@ and work that is not a step of ours, an MCP tool call above all, calls :meth:`Di
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.metrics import Counter, Histogram
 
 from ..records import DetailLevel, QueryRecord, utc
 from ..views import DURATION_BUCKETS_S, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome
+from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome, keep, outcome_attributes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._session import Session
 
 _LEVELS = {level.value: level.value for level in DetailLevel}
+
+DURATION = InstrumentSpec("discovery", "duration", "histogram", "s", "Time to answer a tool discovery query; its count per outcome is the query count", ("detail_level", "outcome", ERROR_TYPE), DURATION_BUCKETS_S)
+CONTINUED_QUERIES = InstrumentSpec("discovery", "continued_queries", "counter", "{query}", "Queries after which the agent searched again before any other step", ("outcome",))
+CACHE_HITS = InstrumentSpec("discovery", "cache_hits", "counter", "{query}", "Discovery queries answered from a cache", ("detail_level",))
 
 
 class SearchOperation(Operation):
@@ -27,6 +36,7 @@ class SearchOperation(Operation):
 
     __slots__ = ("keyword", "detail_level", "result_count", "cache_hit")
     SPAN_NAME = "discovery.search"
+    _step: DiscoveryStep  # the slot of Operation, narrowed: a query belongs to a discovery step
 
     def __init__(self, step: "DiscoveryStep", keyword: str, detail_level: str) -> None:
         super().__init__(step)
@@ -39,7 +49,7 @@ class SearchOperation(Operation):
         return {"mcp_exec.discovery.keyword": self.keyword, "mcp_exec.discovery.detail_level": self.detail_level}
 
     def _begin(self) -> None:
-        self._step._query_starts()  # type: ignore[attr-defined]
+        self._step._query_starts()
 
     def set_results(self, count: int, cache_hit: bool = False) -> None:
         """Report how many tools the query returned and whether it was answered from a cache."""
@@ -55,18 +65,28 @@ class SearchOperation(Operation):
         span.set_attribute("mcp_exec.discovery.result_count", self.result_count)
         if self.cache_hit:
             span.set_attribute("mcp_exec.discovery.cache_hit", True)
-        self._step._record(self.keyword, self.detail_level, duration_s, self.result_count, self.cache_hit, error_type, self._wall0)  # type: ignore[attr-defined]
+        self._step._record(self.keyword, self.detail_level, duration_s, self.result_count, self.cache_hit, error_type, self._wall0)
 
 
 class DiscoveryStep(Step):
     """Tool discovery queries: ``with tel.discovery.search("files") as q: q.set_results(3)``."""
 
     name = "discovery"
-    SPECS = (
-        InstrumentSpec("discovery", "duration", "histogram", "s", "Time to answer a tool discovery query; its count per outcome is the query count", ("detail_level", "outcome", ERROR_TYPE), DURATION_BUCKETS_S),
-        InstrumentSpec("discovery", "continued_queries", "counter", "{query}", "Queries after which the agent searched again before any other step", ("outcome",)),
-        InstrumentSpec("discovery", "cache_hits", "counter", "{query}", "Discovery queries answered from a cache", ("detail_level",)),
-    )
+    SPECS = (DURATION, CONTINUED_QUERIES, CACHE_HITS)
+    _duration: Histogram
+    _continued_queries: Counter
+    _cache_hits: Counter
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self._duration_attr_cache: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+        self._outcome_attr_cache: dict[str, dict[str, Any]] = {}
+        self._level_attr_cache: dict[str, dict[str, Any]] = {}
+
+    def _create_instruments(self) -> None:
+        self._duration = self._histogram(DURATION)
+        self._continued_queries = self._counter(CONTINUED_QUERIES)
+        self._cache_hits = self._counter(CACHE_HITS)
 
     def search(self, keyword: str, detail_level: DetailLevel | str = DetailLevel.NAME_AND_DESCRIPTION) -> SearchOperation | NoopOperation:
         """Time one discovery query; the keyword goes on the span only, never on a metric."""
@@ -85,17 +105,27 @@ class DiscoveryStep(Step):
             raise self._s.guard.reject("detail_level", "must be one of name-only, name-and-description, full")
         return level
 
-    def _build_attrs(self, *key: Any) -> dict[str, Any]:
-        kind = key[0]
-        if kind == "d":
-            _, level, outcome, error_type = key
-            attrs = {"detail_level": level, "outcome": outcome}
-            if error_type is not None:
-                attrs[ERROR_TYPE] = error_type
-            return attrs
-        if kind == "c":
-            return {"outcome": key[1]}
-        return {"detail_level": key[1]}
+    def _duration_attrs(self, level: str, outcome: str, error_type: str | None) -> dict[str, Any]:
+        """The duration histogram's attributes: ``detail_level``, ``outcome`` and ``error.type`` when set."""
+        key = (level, outcome, error_type)
+        attrs = self._duration_attr_cache.get(key)
+        if attrs is None:
+            attrs = keep(self._duration_attr_cache, key, outcome_attributes("detail_level", level, outcome, error_type))
+        return attrs
+
+    def _outcome_attrs(self, outcome: str) -> dict[str, Any]:
+        """The attributes of ``continued_queries``: the continued query's ``outcome`` alone."""
+        attrs = self._outcome_attr_cache.get(outcome)
+        if attrs is None:
+            attrs = keep(self._outcome_attr_cache, outcome, {"outcome": outcome})
+        return attrs
+
+    def _level_attrs(self, level: str) -> dict[str, Any]:
+        """The attributes of ``cache_hits``: the query's ``detail_level`` alone."""
+        attrs = self._level_attr_cache.get(level)
+        if attrs is None:
+            attrs = keep(self._level_attr_cache, level, {"detail_level": level})
+        return attrs
 
     def end_search(self) -> None:
         """The agent acted on what it found (a tool call, or any work of your own): the last query is not continued.
@@ -111,7 +141,7 @@ class DiscoveryStep(Step):
         prev = s.last_query
         if prev_step == "discovery" and prev is not None and not prev.agent_continued_search:
             prev.agent_continued_search = True
-            self._buf.add(self._continued_queries, 1, self._attrs("c", "success" if prev.success else "failure"))  # type: ignore[attr-defined]
+            self._buf.add(self._continued_queries, 1, self._outcome_attrs("success" if prev.success else "failure"))
 
     def _record(self, keyword: str, level: str, duration_s: float, result_count: int, cache_hit: bool, error_type: str | None, wall_ns: int) -> None:
         if error_type is not None:
@@ -120,9 +150,9 @@ class DiscoveryStep(Step):
             outcome = "success"
         else:
             outcome = "empty"
-        self._buf.record(self._duration, duration_s, self._attrs("d", level, outcome, error_type))  # type: ignore[attr-defined]
+        self._buf.record(self._duration, duration_s, self._duration_attrs(level, outcome, error_type))
         if cache_hit:
-            self._buf.add(self._cache_hits, 1, self._attrs("h", level))  # type: ignore[attr-defined]
+            self._buf.add(self._cache_hits, 1, self._level_attrs(level))
         s = self._s
         rec = QueryRecord(keyword, level, result_count, duration_s * 1000.0, utc(wall_ns), outcome == "success", cache_hit)
         s.recent_queries.append(rec)
@@ -134,7 +164,7 @@ class DiscoveryStep(Step):
             return
         last = self._s.last_query
         level = last.detail_level if last is not None else DetailLevel.NAME_AND_DESCRIPTION.value
-        self._buf.add(self._cache_hits, 1, self._attrs("h", level))  # type: ignore[attr-defined]
+        self._buf.add(self._cache_hits, 1, self._level_attrs(level))
         if last is not None:
             last.cache_hit = True
 

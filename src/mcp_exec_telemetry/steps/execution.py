@@ -9,16 +9,25 @@ size, when reported, go to histograms of their own whose max and mean give the p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from opentelemetry.metrics import Histogram
 from opentelemetry.trace import Status, StatusCode
 
 from ..records import ExecutionRecord, utc
 from ..views import EXECUTION_BUCKETS_S, MEMORY_BUCKETS_MIB, SIZE_BUCKETS_BY, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome
+from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome, keep, outcome_attributes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._session import Session
 
 SUCCESS, FAILURE, TIMEOUT, ERROR = "success", "failure", "timeout", "error"
 OUTCOMES = frozenset((SUCCESS, FAILURE, TIMEOUT, ERROR))
+
+DURATION = InstrumentSpec("execution", "duration", "histogram", "s", "Duration of code executions; its count per outcome is the execution count", ("language", "outcome", ERROR_TYPE), EXECUTION_BUCKETS_S)
+MEMORY = InstrumentSpec("execution", "memory", "histogram", "MiBy", "Peak resident memory of executed code", ("language",), MEMORY_BUCKETS_MIB)
+RESULT_SIZE = InstrumentSpec("execution", "result_size", "histogram", "By", "Size of execution results returned to the agent", ("language",), SIZE_BUCKETS_BY)
+OVERHEAD = InstrumentSpec("execution", "overhead", "histogram", "s", "Time the code executor spent around each execution (sandbox, pipes, IPC socket, work folder)", ("language",), EXECUTION_BUCKETS_S)
 
 
 class RunOperation(Operation):
@@ -26,6 +35,7 @@ class RunOperation(Operation):
 
     __slots__ = ("language", "exit_code", "memory_mb", "result_size_bytes", "timed_out", "code_duration_s", "overhead_s")
     SPAN_NAME = "execution.run"
+    _step: ExecutionStep  # the slot of Operation, narrowed: a run belongs to an execution step
 
     def __init__(self, step: "ExecutionStep", language: str) -> None:
         super().__init__(step)
@@ -73,12 +83,12 @@ class RunOperation(Operation):
     def _finish(self, duration_s: float, error_type: str | None) -> None:
         span = self.span
         attrs: dict[str, Any] = {}
+        step = self._step
         if self.code_duration_s is not None:
             duration_s = self.code_duration_s
         if self.overhead_s is not None:
             attrs["mcp_exec.execution.overhead_ms"] = self.overhead_s * 1000.0
-            step_ = self._step
-            step_._buf.record(step_._overhead, self.overhead_s, step_._attrs("l", self.language))  # type: ignore[attr-defined]
+            step._buf.record(step._overhead, self.overhead_s, step._language_attrs(self.language))
         if self.exit_code is not None:
             attrs["process.exit.code"] = self.exit_code
         if self.timed_out:
@@ -89,7 +99,6 @@ class RunOperation(Operation):
             attrs["mcp_exec.execution.result_size_bytes"] = self.result_size_bytes
         if attrs:
             span.set_attributes(attrs)  # one call (one lock) for all of them
-        step: ExecutionStep = self._step  # type: ignore[assignment]
         outcome = step.outcome(self.exit_code, self.timed_out, error_type)
         if outcome in (FAILURE, TIMEOUT) and error_type is None:
             span.set_status(Status(StatusCode.ERROR, outcome))
@@ -100,12 +109,22 @@ class ExecutionStep(Step):
     """Code executions: ``with tel.execution.run("python3") as ex: ex.set_result(0)``."""
 
     name = "execution"
-    SPECS = (
-        InstrumentSpec("execution", "duration", "histogram", "s", "Duration of code executions; its count per outcome is the execution count", ("language", "outcome", ERROR_TYPE), EXECUTION_BUCKETS_S),
-        InstrumentSpec("execution", "memory", "histogram", "MiBy", "Peak resident memory of executed code", ("language",), MEMORY_BUCKETS_MIB),
-        InstrumentSpec("execution", "result_size", "histogram", "By", "Size of execution results returned to the agent", ("language",), SIZE_BUCKETS_BY),
-        InstrumentSpec("execution", "overhead", "histogram", "s", "Time the code executor spent around each execution (sandbox, pipes, IPC socket, work folder)", ("language",), EXECUTION_BUCKETS_S),
-    )
+    SPECS = (DURATION, MEMORY, RESULT_SIZE, OVERHEAD)
+    _duration: Histogram
+    _memory: Histogram
+    _result_size: Histogram
+    _overhead: Histogram
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self._duration_attr_cache: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+        self._language_attr_cache: dict[str, dict[str, Any]] = {}
+
+    def _create_instruments(self) -> None:
+        self._duration = self._histogram(DURATION)
+        self._memory = self._histogram(MEMORY)
+        self._result_size = self._histogram(RESULT_SIZE)
+        self._overhead = self._histogram(OVERHEAD)
 
     def run(self, language: str) -> RunOperation | NoopOperation:
         """Time one execution of code in ``language`` (``python3``, ``javascript`` ...)."""
@@ -128,27 +147,33 @@ class ExecutionStep(Step):
             return FAILURE
         return SUCCESS
 
-    def _build_attrs(self, *key: Any) -> dict[str, Any]:
-        if key[0] == "d":
-            _, language, outcome, error_type = key
-            attrs = {"language": language, "outcome": outcome}
-            if error_type is not None:
-                attrs[ERROR_TYPE] = error_type
-            return attrs
-        return {"language": key[1]}
+    def _duration_attrs(self, language: str, outcome: str, error_type: str | None) -> dict[str, Any]:
+        """The duration histogram's attributes: ``language``, ``outcome`` and ``error.type`` when set."""
+        key = (language, outcome, error_type)
+        attrs = self._duration_attr_cache.get(key)
+        if attrs is None:
+            attrs = keep(self._duration_attr_cache, key, outcome_attributes("language", language, outcome, error_type))
+        return attrs
+
+    def _language_attrs(self, language: str) -> dict[str, Any]:
+        """The attributes of memory, result size and overhead: ``language`` alone."""
+        attrs = self._language_attr_cache.get(language)
+        if attrs is None:
+            attrs = keep(self._language_attr_cache, language, {"language": language})
+        return attrs
 
     def _record(self, language: str, duration_s: float, outcome: str, error_type: str | None, exit_code: int | None, memory_mb: float | None, result_size: int | None, wall_ns: int) -> None:
         buf = self._buf
-        duration_attrs = self._attrs("d", language, outcome, error_type)
+        duration_attrs = self._duration_attrs(language, outcome, error_type)
         if memory_mb is None and result_size is None:
-            buf.record(self._duration, duration_s, duration_attrs)  # type: ignore[attr-defined]
+            buf.record(self._duration, duration_s, duration_attrs)
         else:  # the step as README shows it: the three values in one append
-            lang = self._attrs("l", language)
-            entries: list[Any] = [self._duration, duration_attrs, duration_s]  # type: ignore[attr-defined]
+            lang = self._language_attrs(language)
+            entries: list[Any] = [self._duration, duration_attrs, duration_s]
             if memory_mb is not None:
-                entries += (self._memory, lang, memory_mb)  # type: ignore[attr-defined]
+                entries += (self._memory, lang, memory_mb)
             if result_size is not None:
-                entries += (self._result_size, lang, result_size)  # type: ignore[attr-defined]
+                entries += (self._result_size, lang, result_size)
             buf.record_many(entries)
         self._s.recent_executions.append(
             ExecutionRecord(language, duration_s * 1000.0, outcome == SUCCESS, exit_code, memory_mb, result_size, utc(wall_ns), outcome == TIMEOUT)
@@ -183,7 +208,7 @@ class ExecutionStep(Step):
         try:
             value = g.number(memory_mb, "memory_mb")
             language = g.label(language, "language")
-            self._buf.record(self._memory, value, self._attrs("l", language))  # type: ignore[attr-defined]
+            self._buf.record(self._memory, value, self._language_attrs(language))
             last = self._s.recent_executions[-1] if self._s.recent_executions else None
             if last is not None and last.memory_used_mb is None:
                 last.memory_used_mb = value
@@ -198,7 +223,7 @@ class ExecutionStep(Step):
         try:
             value = g.count(size_bytes, "size_bytes")
             language = g.label(language, "language")
-            self._buf.record(self._result_size, value, self._attrs("l", language))  # type: ignore[attr-defined]
+            self._buf.record(self._result_size, value, self._language_attrs(language))
             last = self._s.recent_executions[-1] if self._s.recent_executions else None
             if last is not None and last.result_size_bytes is None:
                 last.result_size_bytes = value

@@ -7,11 +7,20 @@ tokens saved are derived from the byte counters' sums at collection time.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.metrics import Counter, Histogram
 
 from ..records import FilteringRecord, utc
 from ..views import DURATION_BUCKETS_S, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome
+from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome, keep, outcome_attributes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._session import Session
+
+DURATION = InstrumentSpec("filtering", "duration", "histogram", "s", "Duration of filtering operations; its count is the operation count", ("operation", "outcome", ERROR_TYPE), DURATION_BUCKETS_S)
+INPUT_SIZE = InstrumentSpec("filtering", "input_size", "counter", "By", "Bytes that entered filtering operations", ("operation",))
+OUTPUT_SIZE = InstrumentSpec("filtering", "output_size", "counter", "By", "Bytes that filtering operations handed on", ("operation",))
 
 
 class FilterOperation(Operation):
@@ -19,6 +28,7 @@ class FilterOperation(Operation):
 
     __slots__ = ("kind", "input_bytes", "output_bytes")
     SPAN_NAME = "filtering.operation"
+    _step: FilteringStep  # the slot of Operation, narrowed: an operation belongs to a filtering step
 
     def __init__(self, step: "FilteringStep", kind: str, input_bytes: int) -> None:
         super().__init__(step)
@@ -43,18 +53,27 @@ class FilterOperation(Operation):
     def _finish(self, duration_s: float, error_type: str | None) -> None:
         output = self.input_bytes if self.output_bytes is None else self.output_bytes
         self.span.set_attribute("mcp_exec.filtering.output_bytes", output)
-        self._step._record(self.kind, self.input_bytes, output, duration_s, error_type, self._wall0)  # type: ignore[attr-defined]
+        self._step._record(self.kind, self.input_bytes, output, duration_s, error_type, self._wall0)
 
 
 class FilteringStep(Step):
     """Filtering operations: ``with tel.filtering.operation("filter", 52_000) as f: f.set_output(1_200)``."""
 
     name = "filtering"
-    SPECS = (
-        InstrumentSpec("filtering", "duration", "histogram", "s", "Duration of filtering operations; its count is the operation count", ("operation", "outcome", ERROR_TYPE), DURATION_BUCKETS_S),
-        InstrumentSpec("filtering", "input_size", "counter", "By", "Bytes that entered filtering operations", ("operation",)),
-        InstrumentSpec("filtering", "output_size", "counter", "By", "Bytes that filtering operations handed on", ("operation",)),
-    )
+    SPECS = (DURATION, INPUT_SIZE, OUTPUT_SIZE)
+    _duration: Histogram
+    _input_size: Counter
+    _output_size: Counter
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self._duration_attr_cache: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+        self._operation_attr_cache: dict[str, dict[str, Any]] = {}
+
+    def _create_instruments(self) -> None:
+        self._duration = self._histogram(DURATION)
+        self._input_size = self._counter(INPUT_SIZE)
+        self._output_size = self._counter(OUTPUT_SIZE)
 
     def operation(self, kind: str, input_bytes: int) -> FilterOperation | NoopOperation:
         """Time one filtering operation of ``kind`` over ``input_bytes`` bytes."""
@@ -67,21 +86,27 @@ class FilteringStep(Step):
             g.contain(exc, "filtering.operation")
             return NOOP
 
-    def _build_attrs(self, *key: Any) -> dict[str, Any]:
-        if key[0] == "d":
-            _, kind, outcome, error_type = key
-            attrs = {"operation": kind, "outcome": outcome}
-            if error_type is not None:
-                attrs[ERROR_TYPE] = error_type
-            return attrs
-        return {"operation": key[1]}
+    def _duration_attrs(self, kind: str, outcome: str, error_type: str | None) -> dict[str, Any]:
+        """The duration histogram's attributes: ``operation``, ``outcome`` and ``error.type`` when set."""
+        key = (kind, outcome, error_type)
+        attrs = self._duration_attr_cache.get(key)
+        if attrs is None:
+            attrs = keep(self._duration_attr_cache, key, outcome_attributes("operation", kind, outcome, error_type))
+        return attrs
+
+    def _operation_attrs(self, kind: str) -> dict[str, Any]:
+        """The attributes of the byte counters: the ``operation`` kind alone."""
+        attrs = self._operation_attr_cache.get(kind)
+        if attrs is None:
+            attrs = keep(self._operation_attr_cache, kind, {"operation": kind})
+        return attrs
 
     def _record(self, kind: str, input_bytes: int, output_bytes: int, duration_s: float, error_type: str | None, wall_ns: int) -> None:
         outcome = error_outcome(error_type) if error_type is not None else "success"
-        self._buf.record(self._duration, duration_s, self._attrs("d", kind, outcome, error_type))  # type: ignore[attr-defined]
-        attrs = self._attrs("o", kind)
-        self._buf.add(self._input_size, input_bytes, attrs)  # type: ignore[attr-defined]
-        self._buf.add(self._output_size, output_bytes, attrs)  # type: ignore[attr-defined]
+        self._buf.record(self._duration, duration_s, self._duration_attrs(kind, outcome, error_type))
+        attrs = self._operation_attrs(kind)
+        self._buf.add(self._input_size, input_bytes, attrs)
+        self._buf.add(self._output_size, output_bytes, attrs)
         saved = int((input_bytes - output_bytes) / self._s.config.bytes_per_token)
         self._s.recent_operations.append(FilteringRecord(kind, input_bytes, output_bytes, duration_s * 1000.0, saved, utc(wall_ns)))
 

@@ -7,11 +7,20 @@ count, give the averages.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.metrics import Counter, Histogram
 
 from ..records import SdkGenerationRecord, utc
 from ..views import DURATION_BUCKETS_S, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome
+from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome, keep, outcome_attributes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._session import Session
+
+DURATION = InstrumentSpec("sdk", "duration", "histogram", "s", "Time to generate the tool SDK; its count is the generation count", ("cache_hit", "outcome", ERROR_TYPE), DURATION_BUCKETS_S)
+TOOLS_INCLUDED = InstrumentSpec("sdk", "tools_included", "counter", "{tool}", "Tools included in generated SDKs")
+IPC_HANDLER_SIZE = InstrumentSpec("sdk", "ipc_handler_size", "counter", "By", "Bytes of generated IPC handlers")
 
 
 class GenerateOperation(Operation):
@@ -19,6 +28,7 @@ class GenerateOperation(Operation):
 
     __slots__ = ("tools_included", "ipc_handler_size_bytes", "cache_hit")
     SPAN_NAME = "sdk.generate"
+    _step: SdkStep  # the slot of Operation, narrowed: a generation belongs to an SDK step
 
     def __init__(self, step: "SdkStep", tools_included: int) -> None:
         super().__init__(step)
@@ -44,18 +54,26 @@ class GenerateOperation(Operation):
     def _finish(self, duration_s: float, error_type: str | None) -> None:
         self.span.set_attribute("mcp_exec.sdk.ipc_handler_size_bytes", self.ipc_handler_size_bytes)
         self.span.set_attribute("mcp_exec.sdk.cache_hit", self.cache_hit)
-        self._step._record(duration_s, self.tools_included, self.ipc_handler_size_bytes, self.cache_hit, error_type, self._wall0)  # type: ignore[attr-defined]
+        self._step._record(duration_s, self.tools_included, self.ipc_handler_size_bytes, self.cache_hit, error_type, self._wall0)
 
 
 class SdkStep(Step):
     """SDK generations: ``with tel.sdk.generate(tools_included=12) as g: g.set_result(4096)``."""
 
     name = "sdk"
-    SPECS = (
-        InstrumentSpec("sdk", "duration", "histogram", "s", "Time to generate the tool SDK; its count is the generation count", ("cache_hit", "outcome", ERROR_TYPE), DURATION_BUCKETS_S),
-        InstrumentSpec("sdk", "tools_included", "counter", "{tool}", "Tools included in generated SDKs"),
-        InstrumentSpec("sdk", "ipc_handler_size", "counter", "By", "Bytes of generated IPC handlers"),
-    )
+    SPECS = (DURATION, TOOLS_INCLUDED, IPC_HANDLER_SIZE)
+    _duration: Histogram
+    _tools_included: Counter
+    _ipc_handler_size: Counter
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self._duration_attr_cache: dict[tuple[bool, str, str | None], dict[str, Any]] = {}
+
+    def _create_instruments(self) -> None:
+        self._duration = self._histogram(DURATION)
+        self._tools_included = self._counter(TOOLS_INCLUDED)
+        self._ipc_handler_size = self._counter(IPC_HANDLER_SIZE)
 
     def generate(self, tools_included: int) -> GenerateOperation | NoopOperation:
         """Time one SDK generation covering ``tools_included`` tools."""
@@ -68,20 +86,21 @@ class SdkStep(Step):
             g.contain(exc, "sdk.generate")
             return NOOP
 
-    def _build_attrs(self, *key: Any) -> dict[str, Any]:
-        _, cache_hit, outcome, error_type = key
-        attrs: dict[str, Any] = {"cache_hit": cache_hit, "outcome": outcome}
-        if error_type is not None:
-            attrs[ERROR_TYPE] = error_type
+    def _duration_attrs(self, cache_hit: bool, outcome: str, error_type: str | None) -> dict[str, Any]:
+        """The duration histogram's attributes: ``cache_hit``, ``outcome`` and ``error.type`` when set."""
+        key = (cache_hit, outcome, error_type)
+        attrs = self._duration_attr_cache.get(key)
+        if attrs is None:
+            attrs = keep(self._duration_attr_cache, key, outcome_attributes("cache_hit", cache_hit, outcome, error_type))
         return attrs
 
     def _record(self, duration_s: float, tools: int, ipc_bytes: int, cache_hit: bool, error_type: str | None, wall_ns: int) -> None:
         outcome = error_outcome(error_type) if error_type is not None else "success"
-        self._buf.record(self._duration, duration_s, self._attrs("d", cache_hit, outcome, error_type))  # type: ignore[attr-defined]
+        self._buf.record(self._duration, duration_s, self._duration_attrs(cache_hit, outcome, error_type))
         if tools:
-            self._buf.add(self._tools_included, tools)  # type: ignore[attr-defined]
+            self._buf.add(self._tools_included, tools)
         if ipc_bytes:
-            self._buf.add(self._ipc_handler_size, ipc_bytes)  # type: ignore[attr-defined]
+            self._buf.add(self._ipc_handler_size, ipc_bytes)
         self._s.recent_generations.append(SdkGenerationRecord(duration_s * 1000.0, tools, ipc_bytes, cache_hit, utc(wall_ns)))
 
     def record(self, generation_time_ms: float, tools_included: int, ipc_handler_size_bytes: int = 0, cache_hit: bool = False) -> None:

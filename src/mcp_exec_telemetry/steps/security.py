@@ -8,29 +8,49 @@ kept in the session's bounded ``audit_events`` buffer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.metrics import Counter
 
 from ..audit import emit_audit_event
 from ..records import AuditEvent, utc
 from ..views import InstrumentSpec
-from ._base import Step
+from ._base import Step, keep
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._session import Session
+
+DETECTIONS = InstrumentSpec("pii", "detections", "counter", "{detection}", "PII values detected, by pattern type", ("pattern",))
+TOKENS_CREATED = InstrumentSpec("security", "tokens_created", "counter", "{token}", "Tokens that replaced PII values")
+TOKENIZED = InstrumentSpec("security", "tokenized", "counter", "{detection}", "Detected PII values replaced by a token before the model saw them", ("pattern",))
+AUDIT_EVENTS = InstrumentSpec("security", "audit_events", "counter", "{event}", "Security audit events", ("event_type", "severity"))
 
 
 class SecurityStep(Step):
     """PII detections, tokens and audit events: ``tel.security.pii_detected("email", 2)``."""
 
     name = "security"
-    SPECS = (
-        InstrumentSpec("pii", "detections", "counter", "{detection}", "PII values detected, by pattern type", ("pattern",)),
-        InstrumentSpec("security", "tokens_created", "counter", "{token}", "Tokens that replaced PII values"),
-        InstrumentSpec("security", "tokenized", "counter", "{detection}", "Detected PII values replaced by a token before the model saw them", ("pattern",)),
-        InstrumentSpec("security", "audit_events", "counter", "{event}", "Security audit events", ("event_type", "severity")),
-    )
+    SPECS = (DETECTIONS, TOKENS_CREATED, TOKENIZED, AUDIT_EVENTS)
+    _detections: Counter
+    _tokens_created: Counter
+    _tokenized: Counter
+    _audit_events: Counter
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self._pattern_attr_cache: dict[str, dict[str, Any]] = {}
+        self._audit_attr_cache: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def _create_instruments(self) -> None:
+        self._detections = self._counter(DETECTIONS)
+        self._tokens_created = self._counter(TOKENS_CREATED)
+        self._tokenized = self._counter(TOKENIZED)
+        self._audit_events = self._counter(AUDIT_EVENTS)
 
     def pii_detected(self, pattern_type: str, count: int = 1) -> None:
         """Count ``count`` PII values of ``pattern_type`` (``email``, ``ssn``, ``credit_card`` ...)."""
         if self._on:
-            self._count_pattern(self._detections, pattern_type, count, "security.pii_detected")  # type: ignore[attr-defined]
+            self._count_pattern(self._detections, pattern_type, count, "security.pii_detected")
 
     def pii_tokenized(self, pattern_type: str, count: int = 1) -> None:
         """Count ``count`` detected values of ``pattern_type`` that were replaced by tokens.
@@ -38,16 +58,16 @@ class SecurityStep(Step):
         With :meth:`pii_detected` this gives the protection rate: tokenized / detected.
         """
         if self._on:
-            self._count_pattern(self._tokenized, pattern_type, count, "security.pii_tokenized")  # type: ignore[attr-defined]
+            self._count_pattern(self._tokenized, pattern_type, count, "security.pii_tokenized")
 
-    def _count_pattern(self, counter: Any, pattern_type: Any, count: Any, where: str) -> None:
+    def _count_pattern(self, counter: Counter, pattern_type: Any, count: Any, where: str) -> None:
         g = self._s.guard
         try:
             pattern = g.label(pattern_type, "pattern_type")
             n = g.count(count, "count")
             self._s.begin("security")
             if n:
-                self._buf.add(counter, n, self._attrs("p", pattern))  # type: ignore[attr-defined]
+                self._buf.add(counter, n, self._pattern_attrs(pattern))
         except Exception as exc:
             g.contain(exc, where)
 
@@ -60,7 +80,7 @@ class SecurityStep(Step):
             n = g.count(n, "n")
             self._s.begin("security")
             if n:
-                self._buf.add(self._tokens_created, n)  # type: ignore[attr-defined]
+                self._buf.add(self._tokens_created, n)
         except Exception as exc:
             g.contain(exc, "security.tokens_created")
 
@@ -77,13 +97,23 @@ class SecurityStep(Step):
             s.begin("security")
             now = s.clock()
             event = AuditEvent(event_type, pattern, utc(now), severity)
-            self._buf.add(self._audit_events, 1, self._attrs("a", event_type, severity))  # type: ignore[attr-defined]
+            self._buf.add(self._audit_events, 1, self._audit_attrs(event_type, severity))
             s.audit_events.append(event)
             emit_audit_event(s.tracer, event)
         except Exception as exc:
             g.contain(exc, "security.audit")
 
-    def _build_attrs(self, *key: Any) -> dict[str, Any]:
-        if key[0] == "p":
-            return {"pattern": key[1]}
-        return {"event_type": key[1], "severity": key[2]}
+    def _pattern_attrs(self, pattern: str) -> dict[str, Any]:
+        """The attributes of detections and tokenized values: the PII ``pattern`` type alone."""
+        attrs = self._pattern_attr_cache.get(pattern)
+        if attrs is None:
+            attrs = keep(self._pattern_attr_cache, pattern, {"pattern": pattern})
+        return attrs
+
+    def _audit_attrs(self, event_type: str, severity: str) -> dict[str, Any]:
+        """The attributes of ``audit_events``: the event's ``event_type`` and ``severity``."""
+        key = (event_type, severity)
+        attrs = self._audit_attr_cache.get(key)
+        if attrs is None:
+            attrs = keep(self._audit_attr_cache, key, {"event_type": event_type, "severity": severity})
+        return attrs

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._session import MAX_TRACKED_SKILLS, SkillInfo
+from opentelemetry.metrics import Counter, Histogram
+
+from .._session import MAX_TRACKED_SKILLS, Session, SkillInfo
 from ..records import SkillUsageRecord, utc
 from ..views import EXECUTION_BUCKETS_S, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome
+from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome, keep, outcome_attributes
 
 SKILL_NAME = "skill.name"
 OVERFLOW = "otel.metric.overflow"
+
+DURATION = InstrumentSpec("skills", "duration", "histogram", "s", "Duration of skill runs; its count per skill and outcome is the run count", (SKILL_NAME, "outcome", ERROR_TYPE, OVERFLOW), EXECUTION_BUCKETS_S, open_attributes=True)
+CREATED = InstrumentSpec("skills", "created", "counter", "{skill}", "Skills saved", ("language",))
+DELETED = InstrumentSpec("skills", "deleted", "counter", "{skill}", "Skills deleted")
 
 
 class SkillRunOperation(Operation):
@@ -23,6 +29,7 @@ class SkillRunOperation(Operation):
 
     __slots__ = ("skill_name", "success")
     SPAN_NAME = "skills.run"
+    _step: SkillsStep  # the slot of Operation, narrowed: a run belongs to a skills step
 
     def __init__(self, step: "SkillsStep", name: str) -> None:
         super().__init__(step)
@@ -44,23 +51,30 @@ class SkillRunOperation(Operation):
             g.contain(exc, "skills.set_success")
 
     def _finish(self, duration_s: float, error_type: str | None) -> None:
-        self._step._record(self.skill_name, duration_s, self.success and error_type is None, error_type, self._wall0)  # type: ignore[attr-defined]
+        self._step._record(self.skill_name, duration_s, self.success and error_type is None, error_type, self._wall0)
 
 
 class SkillsStep(Step):
     """Skill lifecycle: ``tel.skills.save(name, "python3")``, ``with tel.skills.run(name): ...``."""
 
     name = "skills"
-    SPECS = (
-        InstrumentSpec("skills", "duration", "histogram", "s", "Duration of skill runs; its count per skill and outcome is the run count", (SKILL_NAME, "outcome", ERROR_TYPE, OVERFLOW), EXECUTION_BUCKETS_S, open_attributes=True),
-        InstrumentSpec("skills", "created", "counter", "{skill}", "Skills saved", ("language",)),
-        InstrumentSpec("skills", "deleted", "counter", "{skill}", "Skills deleted"),
-    )
+    SPECS = (DURATION, CREATED, DELETED)
+    _duration: Histogram
+    _created: Counter
+    _deleted: Counter
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Session) -> None:
         super().__init__(session)
         self._names: set[str] = set()
         """Skill names with series of their own; bounded by the session's cardinality limit."""
+        self._duration_attr_cache: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+        self._overflow_attr_cache: dict[tuple[str, str | None], dict[str, Any]] = {}
+        self._language_attr_cache: dict[str, dict[str, Any]] = {}
+
+    def _create_instruments(self) -> None:
+        self._duration = self._histogram(DURATION)
+        self._created = self._counter(CREATED)
+        self._deleted = self._counter(DELETED)
 
     def run(self, name: str) -> SkillRunOperation | NoopOperation:
         """Time one run of the saved skill ``name``."""
@@ -90,7 +104,7 @@ class SkillsStep(Step):
                     return
                 if len(s.skills) < MAX_TRACKED_SKILLS:
                     s.skills[name] = SkillInfo(language, utc(s.clock()))
-            self._buf.add(self._created, 1, self._attrs("c", language))  # type: ignore[attr-defined]
+            self._buf.add(self._created, 1, self._language_attrs(language))
         except Exception as exc:
             g.contain(exc, "skills.save")
 
@@ -105,18 +119,33 @@ class SkillsStep(Step):
             s.begin("skills")
             with s.lock:
                 s.skills.pop(name, None)
-            self._buf.add(self._deleted, 1)  # type: ignore[attr-defined]
+            self._buf.add(self._deleted, 1)
         except Exception as exc:
             g.contain(exc, "skills.delete")
 
-    def _build_attrs(self, *key: Any) -> dict[str, Any]:
-        if key[0] in ("d", "o"):
-            _, name, outcome, error_type = key
-            attrs: dict[str, Any] = {SKILL_NAME: name, "outcome": outcome} if key[0] == "d" else {OVERFLOW: True, "outcome": outcome}
-            if error_type is not None:
-                attrs[ERROR_TYPE] = error_type
-            return attrs
-        return {"language": key[1]}
+    def _duration_attrs(self, name: str, outcome: str, error_type: str | None) -> dict[str, Any]:
+        """The duration histogram's attributes for a kept skill name: ``skill.name``, ``outcome``, ``error.type`` when set."""
+        key = (name, outcome, error_type)
+        attrs = self._duration_attr_cache.get(key)
+        if attrs is None:
+            attrs = keep(self._duration_attr_cache, key, outcome_attributes(SKILL_NAME, name, outcome, error_type))
+        return attrs
+
+    def _overflow_attrs(self, outcome: str, error_type: str | None) -> dict[str, Any]:
+        """The duration histogram's attributes past the limit of skill names: the overflow series,
+        keeping ``outcome`` and ``error.type``."""
+        key = (outcome, error_type)
+        attrs = self._overflow_attr_cache.get(key)
+        if attrs is None:
+            attrs = keep(self._overflow_attr_cache, key, outcome_attributes(OVERFLOW, True, outcome, error_type))
+        return attrs
+
+    def _language_attrs(self, language: str) -> dict[str, Any]:
+        """The attributes of ``created``: the saved skill's ``language`` alone."""
+        attrs = self._language_attr_cache.get(language)
+        if attrs is None:
+            attrs = keep(self._language_attr_cache, language, {"language": language})
+        return attrs
 
     def _record(self, name: str, duration_s: float, success: bool, error_type: str | None, wall_ns: int) -> None:
         outcome = error_outcome(error_type) if error_type is not None else ("success" if success else "failure")
@@ -124,12 +153,12 @@ class SkillsStep(Step):
         if name not in names and len(names) < self._s.config.cardinality_limit:
             names.add(name)
         if name in names:
-            attrs = self._attrs("d", name, outcome, error_type)
+            attrs = self._duration_attrs(name, outcome, error_type)
         else:
             # Past the limit of skill names: fold into the overflow series, keeping the outcome,
             # so success counts stay exact (the SDK's own overflow would drop every attribute).
-            attrs = self._attrs("o", None, outcome, error_type)
-        self._buf.record(self._duration, duration_s, attrs)  # type: ignore[attr-defined]
+            attrs = self._overflow_attrs(outcome, error_type)
+        self._buf.record(self._duration, duration_s, attrs)
         s = self._s
         when = utc(wall_ns)
         info = s.skills.get(name)
