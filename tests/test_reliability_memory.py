@@ -163,7 +163,7 @@ def test_one_hundred_thousand_skill_names_fold_into_the_overflow_series_with_exa
         assert any(dict(k).get("otel_metric_overflow") == "true" for k in prom), sorted(prom)[:3]
         # The per-session skill metadata and the attribute cache stay bounded too.
         assert len(tel._session.skills) <= 10_000
-        assert len(tel.skills._duration_attr_cache) <= 4096
+        assert len(tel.skills._duration_attributes) <= 4096
     print(f"\n100k skill names: {len(points)} series kept, {sum(p.count for p in overflow)} runs in the overflow series")
 
 

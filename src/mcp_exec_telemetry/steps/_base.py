@@ -21,7 +21,7 @@ another task or thread leaves that task's context alone instead of printing Open
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, Hashable, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable, Literal, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -58,20 +58,32 @@ record, so an unbounded stream of values (skill names) cannot grow a cache witho
 Key = TypeVar("Key", bound=Hashable)
 
 
-def keep(cache: dict[Key, dict[str, Any]], key: Key, attrs: dict[str, Any]) -> dict[str, Any]:
-    """Keep ``attrs`` in ``cache`` under ``key`` unless the cache is full; return ``attrs``.
+class AttributeSets(dict[Key, dict[str, Any]]):
+    """The attribute dicts of one attribute set, by key: ``sets[key]`` builds a dict once (with
+    ``build(key)``) and hands the same one out on every record after that.
 
-    Steps build each distinct attribute dict once and pass the same dict on every record after
-    that: no dict is built on the hot path, and the buffer sums counter increments per dict.
+    A dict whose ``__missing__`` builds the set, so a record's lookup is one subscript done in C: no
+    dict is built on the hot path, and the buffer sums counter increments per dict. Past
+    :data:`ATTRIBUTE_SETS_KEPT` keys a set is built afresh each time and not kept.
     """
-    if len(cache) < ATTRIBUTE_SETS_KEPT:
-        cache[key] = attrs
-    return attrs
+
+    __slots__ = ("_build",)
+
+    def __init__(self, build: Callable[[Key], dict[str, Any]]) -> None:
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, key: Key) -> dict[str, Any]:
+        attrs = self._build(key)
+        if len(self) < ATTRIBUTE_SETS_KEPT:
+            self[key] = attrs
+        return attrs
 
 
-def outcome_attributes(key: str, value: object, outcome: str, error_type: str | None) -> dict[str, Any]:
-    """The attributes of a step's duration histogram: what was done (``key``), ``outcome``, and
-    ``error.type`` when the operation ended with one."""
+def outcome_attributes(key: str, what: tuple[Any, str, str | None]) -> dict[str, Any]:
+    """The attributes of a step's duration histogram from ``(value, outcome, error_type)``: what was
+    done (``key``: ``value``), ``outcome``, and ``error.type`` when the operation ended with one."""
+    value, outcome, error_type = what
     attrs: dict[str, Any] = {key: value, "outcome": outcome}
     if error_type is not None:
         attrs[ERROR_TYPE] = error_type

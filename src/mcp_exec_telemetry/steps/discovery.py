@@ -19,7 +19,7 @@ from opentelemetry.metrics import Counter, Histogram
 
 from ..records import DetailLevel, QueryRecord, utc
 from ..views import DURATION_BUCKETS_S, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome, keep, outcome_attributes
+from ._base import ERROR_TYPE, NOOP, AttributeSets, NoopOperation, Operation, Step, error_outcome, outcome_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._session import Session
@@ -79,9 +79,12 @@ class DiscoveryStep(Step):
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
-        self._duration_attr_cache: dict[tuple[str, str, str | None], dict[str, Any]] = {}
-        self._outcome_attr_cache: dict[str, dict[str, Any]] = {}
-        self._level_attr_cache: dict[str, dict[str, Any]] = {}
+        self._duration_attributes: AttributeSets[tuple[str, str, str | None]] = AttributeSets(lambda key: outcome_attributes("detail_level", key))
+        """The duration histogram's attributes: ``detail_level``, ``outcome`` and ``error.type`` when set."""
+        self._outcome_attributes: AttributeSets[str] = AttributeSets(lambda outcome: {"outcome": outcome})
+        """The attributes of ``continued_queries``: the continued query's ``outcome`` alone."""
+        self._level_attributes: AttributeSets[str] = AttributeSets(lambda level: {"detail_level": level})
+        """The attributes of ``cache_hits``: the query's ``detail_level`` alone."""
 
     def _create_instruments(self) -> None:
         self._duration = self._histogram(DURATION)
@@ -105,28 +108,6 @@ class DiscoveryStep(Step):
             raise self._s.guard.reject("detail_level", "must be one of name-only, name-and-description, full")
         return level
 
-    def _duration_attrs(self, level: str, outcome: str, error_type: str | None) -> dict[str, Any]:
-        """The duration histogram's attributes: ``detail_level``, ``outcome`` and ``error.type`` when set."""
-        key = (level, outcome, error_type)
-        attrs = self._duration_attr_cache.get(key)
-        if attrs is None:
-            attrs = keep(self._duration_attr_cache, key, outcome_attributes("detail_level", level, outcome, error_type))
-        return attrs
-
-    def _outcome_attrs(self, outcome: str) -> dict[str, Any]:
-        """The attributes of ``continued_queries``: the continued query's ``outcome`` alone."""
-        attrs = self._outcome_attr_cache.get(outcome)
-        if attrs is None:
-            attrs = keep(self._outcome_attr_cache, outcome, {"outcome": outcome})
-        return attrs
-
-    def _level_attrs(self, level: str) -> dict[str, Any]:
-        """The attributes of ``cache_hits``: the query's ``detail_level`` alone."""
-        attrs = self._level_attr_cache.get(level)
-        if attrs is None:
-            attrs = keep(self._level_attr_cache, level, {"detail_level": level})
-        return attrs
-
     def end_search(self) -> None:
         """The agent acted on what it found (a tool call, or any work of your own): the last query is not continued.
 
@@ -141,7 +122,7 @@ class DiscoveryStep(Step):
         prev = s.last_query
         if prev_step == "discovery" and prev is not None and not prev.agent_continued_search:
             prev.agent_continued_search = True
-            self._buf.add(self._continued_queries, 1, self._outcome_attrs("success" if prev.success else "failure"))
+            self._buf.add(self._continued_queries, 1, self._outcome_attributes["success" if prev.success else "failure"])
 
     def _record(self, keyword: str, level: str, duration_s: float, result_count: int, cache_hit: bool, error_type: str | None, wall_ns: int) -> None:
         if error_type is not None:
@@ -150,9 +131,9 @@ class DiscoveryStep(Step):
             outcome = "success"
         else:
             outcome = "empty"
-        self._buf.record(self._duration, duration_s, self._duration_attrs(level, outcome, error_type))
+        self._buf.record(self._duration, duration_s, self._duration_attributes[level, outcome, error_type])
         if cache_hit:
-            self._buf.add(self._cache_hits, 1, self._level_attrs(level))
+            self._buf.add(self._cache_hits, 1, self._level_attributes[level])
         s = self._s
         rec = QueryRecord(keyword, level, result_count, duration_s * 1000.0, utc(wall_ns), outcome == "success", cache_hit)
         s.recent_queries.append(rec)
@@ -164,7 +145,7 @@ class DiscoveryStep(Step):
             return
         last = self._s.last_query
         level = last.detail_level if last is not None else DetailLevel.NAME_AND_DESCRIPTION.value
-        self._buf.add(self._cache_hits, 1, self._level_attrs(level))
+        self._buf.add(self._cache_hits, 1, self._level_attributes[level])
         if last is not None:
             last.cache_hit = True
 

@@ -16,7 +16,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from ..records import ExecutionRecord, utc
 from ..views import EXECUTION_BUCKETS_S, MEMORY_BUCKETS_MIB, SIZE_BUCKETS_BY, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome, keep, outcome_attributes
+from ._base import ERROR_TYPE, NOOP, AttributeSets, NoopOperation, Operation, Step, error_outcome, outcome_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._session import Session
@@ -88,7 +88,7 @@ class RunOperation(Operation):
             duration_s = self.code_duration_s
         if self.overhead_s is not None:
             attrs["mcp_exec.execution.overhead_ms"] = self.overhead_s * 1000.0
-            step._buf.record(step._overhead, self.overhead_s, step._language_attrs(self.language))
+            step._buf.record(step._overhead, self.overhead_s, step._language_attributes[self.language])
         if self.exit_code is not None:
             attrs["process.exit.code"] = self.exit_code
         if self.timed_out:
@@ -117,8 +117,10 @@ class ExecutionStep(Step):
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
-        self._duration_attr_cache: dict[tuple[str, str, str | None], dict[str, Any]] = {}
-        self._language_attr_cache: dict[str, dict[str, Any]] = {}
+        self._duration_attributes: AttributeSets[tuple[str, str, str | None]] = AttributeSets(lambda key: outcome_attributes("language", key))
+        """The duration histogram's attributes: ``language``, ``outcome`` and ``error.type`` when set."""
+        self._language_attributes: AttributeSets[str] = AttributeSets(lambda language: {"language": language})
+        """The attributes of memory, result size and overhead: ``language`` alone."""
 
     def _create_instruments(self) -> None:
         self._duration = self._histogram(DURATION)
@@ -147,28 +149,13 @@ class ExecutionStep(Step):
             return FAILURE
         return SUCCESS
 
-    def _duration_attrs(self, language: str, outcome: str, error_type: str | None) -> dict[str, Any]:
-        """The duration histogram's attributes: ``language``, ``outcome`` and ``error.type`` when set."""
-        key = (language, outcome, error_type)
-        attrs = self._duration_attr_cache.get(key)
-        if attrs is None:
-            attrs = keep(self._duration_attr_cache, key, outcome_attributes("language", language, outcome, error_type))
-        return attrs
-
-    def _language_attrs(self, language: str) -> dict[str, Any]:
-        """The attributes of memory, result size and overhead: ``language`` alone."""
-        attrs = self._language_attr_cache.get(language)
-        if attrs is None:
-            attrs = keep(self._language_attr_cache, language, {"language": language})
-        return attrs
-
     def _record(self, language: str, duration_s: float, outcome: str, error_type: str | None, exit_code: int | None, memory_mb: float | None, result_size: int | None, wall_ns: int) -> None:
         buf = self._buf
-        duration_attrs = self._duration_attrs(language, outcome, error_type)
+        duration_attrs = self._duration_attributes[language, outcome, error_type]
         if memory_mb is None and result_size is None:
             buf.record(self._duration, duration_s, duration_attrs)
         else:  # the step as README shows it: the three values in one append
-            lang = self._language_attrs(language)
+            lang = self._language_attributes[language]
             entries: list[Any] = [self._duration, duration_attrs, duration_s]
             if memory_mb is not None:
                 entries += (self._memory, lang, memory_mb)
@@ -208,7 +195,7 @@ class ExecutionStep(Step):
         try:
             value = g.number(memory_mb, "memory_mb")
             language = g.label(language, "language")
-            self._buf.record(self._memory, value, self._language_attrs(language))
+            self._buf.record(self._memory, value, self._language_attributes[language])
             last = self._s.recent_executions[-1] if self._s.recent_executions else None
             if last is not None and last.memory_used_mb is None:
                 last.memory_used_mb = value
@@ -223,7 +210,7 @@ class ExecutionStep(Step):
         try:
             value = g.count(size_bytes, "size_bytes")
             language = g.label(language, "language")
-            self._buf.record(self._result_size, value, self._language_attrs(language))
+            self._buf.record(self._result_size, value, self._language_attributes[language])
             last = self._s.recent_executions[-1] if self._s.recent_executions else None
             if last is not None and last.result_size_bytes is None:
                 last.result_size_bytes = value

@@ -13,7 +13,7 @@ from opentelemetry.metrics import Counter, Histogram
 
 from ..records import FilteringRecord, utc
 from ..views import DURATION_BUCKETS_S, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome, keep, outcome_attributes
+from ._base import ERROR_TYPE, NOOP, AttributeSets, NoopOperation, Operation, Step, error_outcome, outcome_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._session import Session
@@ -67,8 +67,10 @@ class FilteringStep(Step):
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
-        self._duration_attr_cache: dict[tuple[str, str, str | None], dict[str, Any]] = {}
-        self._operation_attr_cache: dict[str, dict[str, Any]] = {}
+        self._duration_attributes: AttributeSets[tuple[str, str, str | None]] = AttributeSets(lambda key: outcome_attributes("operation", key))
+        """The duration histogram's attributes: ``operation``, ``outcome`` and ``error.type`` when set."""
+        self._operation_attributes: AttributeSets[str] = AttributeSets(lambda kind: {"operation": kind})
+        """The attributes of the byte counters: the ``operation`` kind alone."""
 
     def _create_instruments(self) -> None:
         self._duration = self._histogram(DURATION)
@@ -86,25 +88,10 @@ class FilteringStep(Step):
             g.contain(exc, "filtering.operation")
             return NOOP
 
-    def _duration_attrs(self, kind: str, outcome: str, error_type: str | None) -> dict[str, Any]:
-        """The duration histogram's attributes: ``operation``, ``outcome`` and ``error.type`` when set."""
-        key = (kind, outcome, error_type)
-        attrs = self._duration_attr_cache.get(key)
-        if attrs is None:
-            attrs = keep(self._duration_attr_cache, key, outcome_attributes("operation", kind, outcome, error_type))
-        return attrs
-
-    def _operation_attrs(self, kind: str) -> dict[str, Any]:
-        """The attributes of the byte counters: the ``operation`` kind alone."""
-        attrs = self._operation_attr_cache.get(kind)
-        if attrs is None:
-            attrs = keep(self._operation_attr_cache, kind, {"operation": kind})
-        return attrs
-
     def _record(self, kind: str, input_bytes: int, output_bytes: int, duration_s: float, error_type: str | None, wall_ns: int) -> None:
         outcome = error_outcome(error_type) if error_type is not None else "success"
-        self._buf.record(self._duration, duration_s, self._duration_attrs(kind, outcome, error_type))
-        attrs = self._operation_attrs(kind)
+        self._buf.record(self._duration, duration_s, self._duration_attributes[kind, outcome, error_type])
+        attrs = self._operation_attributes[kind]
         self._buf.add(self._input_size, input_bytes, attrs)
         self._buf.add(self._output_size, output_bytes, attrs)
         saved = int((input_bytes - output_bytes) / self._s.config.bytes_per_token)

@@ -13,7 +13,7 @@ from opentelemetry.metrics import Counter, Histogram
 
 from ..records import SdkGenerationRecord, utc
 from ..views import DURATION_BUCKETS_S, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome, keep, outcome_attributes
+from ._base import ERROR_TYPE, NOOP, AttributeSets, NoopOperation, Operation, Step, error_outcome, outcome_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._session import Session
@@ -68,7 +68,8 @@ class SdkStep(Step):
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
-        self._duration_attr_cache: dict[tuple[bool, str, str | None], dict[str, Any]] = {}
+        self._duration_attributes: AttributeSets[tuple[bool, str, str | None]] = AttributeSets(lambda key: outcome_attributes("cache_hit", key))
+        """The duration histogram's attributes: ``cache_hit``, ``outcome`` and ``error.type`` when set."""
 
     def _create_instruments(self) -> None:
         self._duration = self._histogram(DURATION)
@@ -86,17 +87,9 @@ class SdkStep(Step):
             g.contain(exc, "sdk.generate")
             return NOOP
 
-    def _duration_attrs(self, cache_hit: bool, outcome: str, error_type: str | None) -> dict[str, Any]:
-        """The duration histogram's attributes: ``cache_hit``, ``outcome`` and ``error.type`` when set."""
-        key = (cache_hit, outcome, error_type)
-        attrs = self._duration_attr_cache.get(key)
-        if attrs is None:
-            attrs = keep(self._duration_attr_cache, key, outcome_attributes("cache_hit", cache_hit, outcome, error_type))
-        return attrs
-
     def _record(self, duration_s: float, tools: int, ipc_bytes: int, cache_hit: bool, error_type: str | None, wall_ns: int) -> None:
         outcome = error_outcome(error_type) if error_type is not None else "success"
-        self._buf.record(self._duration, duration_s, self._duration_attrs(cache_hit, outcome, error_type))
+        self._buf.record(self._duration, duration_s, self._duration_attributes[cache_hit, outcome, error_type])
         if tools:
             self._buf.add(self._tools_included, tools)
         if ipc_bytes:

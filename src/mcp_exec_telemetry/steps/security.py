@@ -15,7 +15,7 @@ from opentelemetry.metrics import Counter
 from ..audit import emit_audit_event
 from ..records import AuditEvent, utc
 from ..views import InstrumentSpec
-from ._base import Step, keep
+from ._base import AttributeSets, Step
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._session import Session
@@ -38,8 +38,10 @@ class SecurityStep(Step):
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
-        self._pattern_attr_cache: dict[str, dict[str, Any]] = {}
-        self._audit_attr_cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self._pattern_attributes: AttributeSets[str] = AttributeSets(lambda pattern: {"pattern": pattern})
+        """The attributes of detections and tokenized values: the PII ``pattern`` type alone."""
+        self._audit_attributes: AttributeSets[tuple[str, str]] = AttributeSets(lambda key: {"event_type": key[0], "severity": key[1]})
+        """The attributes of ``audit_events``: the event's ``event_type`` and ``severity``."""
 
     def _create_instruments(self) -> None:
         self._detections = self._counter(DETECTIONS)
@@ -67,7 +69,7 @@ class SecurityStep(Step):
             n = g.count(count, "count")
             self._s.begin("security")
             if n:
-                self._buf.add(counter, n, self._pattern_attrs(pattern))
+                self._buf.add(counter, n, self._pattern_attributes[pattern])
         except Exception as exc:
             g.contain(exc, where)
 
@@ -97,23 +99,8 @@ class SecurityStep(Step):
             s.begin("security")
             now = s.clock()
             event = AuditEvent(event_type, pattern, utc(now), severity)
-            self._buf.add(self._audit_events, 1, self._audit_attrs(event_type, severity))
+            self._buf.add(self._audit_events, 1, self._audit_attributes[event_type, severity])
             s.audit_events.append(event)
             emit_audit_event(s.tracer, event)
         except Exception as exc:
             g.contain(exc, "security.audit")
-
-    def _pattern_attrs(self, pattern: str) -> dict[str, Any]:
-        """The attributes of detections and tokenized values: the PII ``pattern`` type alone."""
-        attrs = self._pattern_attr_cache.get(pattern)
-        if attrs is None:
-            attrs = keep(self._pattern_attr_cache, pattern, {"pattern": pattern})
-        return attrs
-
-    def _audit_attrs(self, event_type: str, severity: str) -> dict[str, Any]:
-        """The attributes of ``audit_events``: the event's ``event_type`` and ``severity``."""
-        key = (event_type, severity)
-        attrs = self._audit_attr_cache.get(key)
-        if attrs is None:
-            attrs = keep(self._audit_attr_cache, key, {"event_type": event_type, "severity": severity})
-        return attrs

@@ -14,7 +14,7 @@ from opentelemetry.metrics import Counter, Histogram
 from .._session import MAX_TRACKED_SKILLS, Session, SkillInfo
 from ..records import SkillUsageRecord, utc
 from ..views import EXECUTION_BUCKETS_S, InstrumentSpec
-from ._base import ERROR_TYPE, NOOP, NoopOperation, Operation, Step, error_outcome, keep, outcome_attributes
+from ._base import ERROR_TYPE, NOOP, AttributeSets, NoopOperation, Operation, Step, error_outcome, outcome_attributes
 
 SKILL_NAME = "skill.name"
 OVERFLOW = "otel.metric.overflow"
@@ -67,9 +67,13 @@ class SkillsStep(Step):
         super().__init__(session)
         self._names: set[str] = set()
         """Skill names with series of their own; bounded by the session's cardinality limit."""
-        self._duration_attr_cache: dict[tuple[str, str, str | None], dict[str, Any]] = {}
-        self._overflow_attr_cache: dict[tuple[str, str | None], dict[str, Any]] = {}
-        self._language_attr_cache: dict[str, dict[str, Any]] = {}
+        self._duration_attributes: AttributeSets[tuple[str, str, str | None]] = AttributeSets(lambda key: outcome_attributes(SKILL_NAME, key))
+        """The duration histogram's attributes for a kept skill name: ``skill.name``, ``outcome``, ``error.type`` when set."""
+        self._overflow_attributes: AttributeSets[tuple[str, str | None]] = AttributeSets(lambda key: outcome_attributes(OVERFLOW, (True, *key)))
+        """The duration histogram's attributes past the limit of skill names: the overflow series,
+        keeping ``outcome`` and ``error.type``."""
+        self._language_attributes: AttributeSets[str] = AttributeSets(lambda language: {"language": language})
+        """The attributes of ``created``: the saved skill's ``language`` alone."""
 
     def _create_instruments(self) -> None:
         self._duration = self._histogram(DURATION)
@@ -104,7 +108,7 @@ class SkillsStep(Step):
                     return
                 if len(s.skills) < MAX_TRACKED_SKILLS:
                     s.skills[name] = SkillInfo(language, utc(s.clock()))
-            self._buf.add(self._created, 1, self._language_attrs(language))
+            self._buf.add(self._created, 1, self._language_attributes[language])
         except Exception as exc:
             g.contain(exc, "skills.save")
 
@@ -123,41 +127,17 @@ class SkillsStep(Step):
         except Exception as exc:
             g.contain(exc, "skills.delete")
 
-    def _duration_attrs(self, name: str, outcome: str, error_type: str | None) -> dict[str, Any]:
-        """The duration histogram's attributes for a kept skill name: ``skill.name``, ``outcome``, ``error.type`` when set."""
-        key = (name, outcome, error_type)
-        attrs = self._duration_attr_cache.get(key)
-        if attrs is None:
-            attrs = keep(self._duration_attr_cache, key, outcome_attributes(SKILL_NAME, name, outcome, error_type))
-        return attrs
-
-    def _overflow_attrs(self, outcome: str, error_type: str | None) -> dict[str, Any]:
-        """The duration histogram's attributes past the limit of skill names: the overflow series,
-        keeping ``outcome`` and ``error.type``."""
-        key = (outcome, error_type)
-        attrs = self._overflow_attr_cache.get(key)
-        if attrs is None:
-            attrs = keep(self._overflow_attr_cache, key, outcome_attributes(OVERFLOW, True, outcome, error_type))
-        return attrs
-
-    def _language_attrs(self, language: str) -> dict[str, Any]:
-        """The attributes of ``created``: the saved skill's ``language`` alone."""
-        attrs = self._language_attr_cache.get(language)
-        if attrs is None:
-            attrs = keep(self._language_attr_cache, language, {"language": language})
-        return attrs
-
     def _record(self, name: str, duration_s: float, success: bool, error_type: str | None, wall_ns: int) -> None:
         outcome = error_outcome(error_type) if error_type is not None else ("success" if success else "failure")
         names = self._names
         if name not in names and len(names) < self._s.config.cardinality_limit:
             names.add(name)
         if name in names:
-            attrs = self._duration_attrs(name, outcome, error_type)
+            attrs = self._duration_attributes[name, outcome, error_type]
         else:
             # Past the limit of skill names: fold into the overflow series, keeping the outcome,
             # so success counts stay exact (the SDK's own overflow would drop every attribute).
-            attrs = self._overflow_attrs(outcome, error_type)
+            attrs = self._overflow_attributes[outcome, error_type]
         self._buf.record(self._duration, duration_s, attrs)
         s = self._s
         when = utc(wall_ns)
