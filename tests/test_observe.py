@@ -186,3 +186,19 @@ def test_a_bad_pattern_processor_or_exporter_is_a_value_error_at_observe_naming_
     # every span and printed a traceback at interpreter exit.
     with pytest.raises(ValueError, match=message):
         observe(history=False, **options)
+
+
+def test_every_declared_instrument_is_created_by_its_step_with_its_declared_name_unit_and_kind():
+    from opentelemetry.metrics import Counter, Histogram
+
+    from mcp_exec_telemetry.steps import ALL_STEPS
+
+    kinds = {"histogram": Histogram, "counter": Counter}
+    with observe(history=False, namespace="ns") as tel:
+        for step_class in ALL_STEPS:
+            step = getattr(tel, step_class.name)
+            assert step.SPECS, step_class.name
+            for spec in step.SPECS:
+                instrument = getattr(step, "_" + spec.measure)  # a step that forgets one fails here
+                assert isinstance(instrument, kinds[spec.kind]), spec
+                assert (instrument.name, instrument.unit) == (spec.name("ns"), spec.unit)
