@@ -1,4 +1,4 @@
-"""The records' written-out ``__init__``, ``__repr__`` and ``__eq__`` behave as ``@dataclass`` would make them."""
+"""The records' and the configuration's written-out ``__init__``, ``__repr__`` and ``__eq__`` behave as ``@dataclass`` would make them."""
 
 from __future__ import annotations
 
@@ -27,6 +27,19 @@ def _reference(cls: type) -> type:
     return dataclasses.make_dataclass(cls.__name__, spec, slots=hasattr(cls, "__slots__"))
 
 
+def _assert_same_defaults(cls: type, ref: type) -> None:
+    """The written-out ``__init__`` takes the same parameters as the generated one, and leaving one
+    out gives the field's declared default (or a fresh value of its factory)."""
+    ours, theirs = inspect.signature(cls).parameters, inspect.signature(ref).parameters
+    assert list(ours) == list(theirs)
+    for name, p in ours.items():
+        assert (p.default is inspect.Parameter.empty) == (theirs[name].default is inspect.Parameter.empty), name
+    required = {n: f"{n}-value" for n, p in ours.items() if p.default is inspect.Parameter.empty}
+    made, reference = cls(**required), ref(**required)
+    for f in dataclasses.fields(cls):
+        assert getattr(made, f.name) == getattr(reference, f.name), f.name
+
+
 def _sample(cls: type, seed: int) -> dict[str, Any]:
     """A value for every field, distinct per ``seed``."""
     ts = datetime(2026, 1, 1 + seed, tzinfo=timezone.utc)
@@ -38,8 +51,7 @@ def test_a_record_is_the_dataclass_its_fields_describe(cls: type) -> None:
     ref = _reference(cls)
     assert dataclasses.is_dataclass(cls)
     assert [p.name for p in inspect.signature(cls).parameters.values()] == [p.name for p in inspect.signature(ref).parameters.values()]
-    for p, q in zip(inspect.signature(cls).parameters.values(), inspect.signature(ref).parameters.values()):
-        assert (p.default is inspect.Parameter.empty) == (q.default is inspect.Parameter.empty), p.name
+    _assert_same_defaults(cls, ref)
     values = _sample(cls, 1)
     ours, theirs = cls(**values), ref(**values)
     assert repr(ours) == repr(theirs)
@@ -74,10 +86,16 @@ def test_no_method_is_generated_at_import(cls: type) -> None:
 
 
 def test_the_telemetry_config_shares_the_records_repr_and_eq_and_behaves_as_its_dataclass() -> None:
+    from mcp_exec_telemetry import config
     from mcp_exec_telemetry.config import TelemetryConfig
 
     ref = _reference(TelemetryConfig)
     assert dataclasses.is_dataclass(TelemetryConfig)
+    _assert_same_defaults(TelemetryConfig, ref)
+    for method in ("__init__", "__repr__", "__eq__"):  # none generated and compiled at import
+        assert getattr(TelemetryConfig, method).__code__.co_filename in (records.__file__, config.__file__), method
+    assert TelemetryConfig(resource_attributes={"a": 1}).resource_attributes == {"a": 1}
+    assert TelemetryConfig().resource_attributes is not TelemetryConfig().resource_attributes
     a, b = TelemetryConfig(namespace="agent", strict=True), TelemetryConfig(namespace="agent", strict=True)
     kwargs = {f.name: getattr(a, f.name) for f in dataclasses.fields(TelemetryConfig)}
     assert repr(a) == repr(ref(**kwargs)).replace(ref.__qualname__, "TelemetryConfig", 1)

@@ -10,7 +10,8 @@ and of every step's metric buffer: later records are dropped without a word per 
 providers are shut down) and counted, one warning in all.
 """
 
-from __future__ import annotations
+# Annotations here are evaluated, not strings (no ``from __future__ import annotations``): a typed
+# NamedTuple compiles each string annotation into a ``ForwardRef`` at import.
 
 import contextvars
 import functools

@@ -6,7 +6,8 @@ keys, so free text never becomes a metric attribute, and gives open-ended attrib
 a cardinality limit beyond which points fold into the ``otel.metric.overflow`` series.
 """
 
-from __future__ import annotations
+# Annotations here are evaluated, not strings (no ``from __future__ import annotations``): a typed
+# NamedTuple compiles each string annotation into a ``ForwardRef`` at import.
 
 from typing import Iterable, Literal, NamedTuple
 
