@@ -157,6 +157,23 @@ def test_importing_the_package_root_loads_no_sdk_until_a_name_is_used() -> None:
     assert "opentelemetry.sdk.metrics" in _modules_after("from mcp_exec_telemetry import observe")
 
 
+
+def test_a_process_loads_the_code_of_the_steps_its_agent_uses_and_no_other() -> None:
+    """Every step's views exist from the start; a step's module loads when the agent first uses it."""
+    ours = ("mcp_exec_telemetry.steps.", "mcp_exec_telemetry.summary", "mcp_exec_telemetry.derived")
+    assert _modules_after("from mcp_exec_telemetry import observe", ours) == []
+    one_step = (
+        "from mcp_exec_telemetry import observe\n"
+        "with observe(history=False) as tel:\n"
+        "    with tel.execution.run('python3') as ex:\n"
+        "        ex.set_result(exit_code=0, memory_mb=42)\n"
+    )
+    assert _modules_after(one_step, ours) == ["mcp_exec_telemetry.steps._base", "mcp_exec_telemetry.steps.execution"]
+    # the summary loads with the first summary, here the one the history is written from
+    with_history = one_step.replace("history=False", "history=__import__('tempfile').mkdtemp()")
+    assert _modules_after(with_history, ours) == [
+        "mcp_exec_telemetry.steps._base", "mcp_exec_telemetry.steps.execution", "mcp_exec_telemetry.summary"]
+
 def test_the_cli_help_loads_only_what_it_shows() -> None:
     """The dashboard, the time-series exports and urllib are imported by the commands that use them."""
     code = "from mcp_exec_telemetry.cli import build_parser\nbuild_parser().format_help()"

@@ -192,6 +192,7 @@ def test_every_declared_instrument_is_created_by_its_step_with_its_declared_name
     from opentelemetry.metrics import Counter, Histogram
 
     from mcp_exec_telemetry.steps import ALL_STEPS
+    from mcp_exec_telemetry.views import STEP_INSTRUMENTS
 
     kinds = {"histogram": Histogram, "counter": Counter}
     with observe(history=False, namespace="ns") as tel:
@@ -202,3 +203,45 @@ def test_every_declared_instrument_is_created_by_its_step_with_its_declared_name
                 instrument = getattr(step, "_" + spec.measure)  # a step that forgets one fails here
                 assert isinstance(instrument, kinds[spec.kind]), spec
                 assert (instrument.name, instrument.unit) == (spec.name("ns"), spec.unit)
+            # the views are built from the table, before the step's code is loaded: the same block
+            assert step.SPECS is STEP_INSTRUMENTS[step_class.name]
+    assert sorted(STEP_INSTRUMENTS) == sorted(step.name for step in ALL_STEPS)
+
+
+def test_a_step_is_built_once_when_first_used_even_by_threads_racing_for_it():
+    with observe(history=False) as tel:
+        assert "execution" not in vars(tel)
+        barrier = threading.Barrier(8)
+        seen: list[object] = []
+
+        def first_use() -> None:
+            barrier.wait()
+            seen.append(tel.execution)
+
+        threads = [threading.Thread(target=first_use) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(seen) == 8 and all(step is seen[0] for step in seen)
+        assert vars(tel)["execution"] is seen[0]  # later lookups are a plain attribute
+        with tel.execution.run("python3") as ex:
+            ex.set_result(0)
+        assert tel.get_execution_metrics().total_executions == 1
+        with pytest.raises(AttributeError, match="no attribute 'executon'"):
+            tel.executon  # a typo is still an AttributeError, not a step
+
+
+def test_a_step_first_used_after_the_session_ended_drops_and_counts_its_records():
+    tel = observe(history=False)
+    with tel:
+        with tel.execution.run("python3") as ex:
+            ex.set_result(0)
+    assert "skills" not in vars(tel) and "filtering" not in vars(tel)
+    with tel.skills.run("late-skill"):  # one span, one duration
+        pass
+    assert tel.dropped_after_close == (1, 1)
+    tel.filtering.record("filter", 10, 1, 1.0)  # one span; duration, input and output sizes
+    assert tel.dropped_after_close == (2, 4)
+    assert tel.get_skill_metrics().total_executions == 0
+    assert tel.get_filtering_metrics().total_operations == 0

@@ -34,21 +34,22 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import INVALID_SPAN, Span
 
-from . import summary as _summary
 from ._session import DroppedAfterClose, Session, propagate_context_to_thread_pools, restore_context
 from ._version import __version__
 from .config import TelemetryConfig, batch_span_options_from_env, grpc_compression_from_env, span_limits_from_env
 from ._exporters import CollectorGate, ExportStats, GuardedMetricExporter, SpanEndCounter, guarded_log_exporter, stop_http_server
 from ._exporters import serve_prometheus as _serve_prometheus
-from .derived import with_derived
 from .scrubbing import TelemetryScrubber
-from .records import DiscoveryMetrics, ExecutionMetrics, FilteringMetrics, SdkMetrics, SecurityMetrics, SkillMetrics
 from .readers import PushReader, prometheus_bridge
-from .steps import ALL_STEPS, DiscoveryStep, ExecutionStep, FilteringStep, SdkStep, SecurityStep, SkillsStep
-from .views import InstrumentSpec, build_views
+from .steps import STEP_CLASSES, step_class
+from .views import STEP_INSTRUMENTS, InstrumentSpec, build_views
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs.export import LogRecordExporter
+
+    from . import summary as _summary
+    from .records import DiscoveryMetrics, ExecutionMetrics, FilteringMetrics, SdkMetrics, SecurityMetrics, SkillMetrics
+    from .steps import DiscoveryStep, ExecutionStep, FilteringStep, SdkStep, SecurityStep, SkillsStep
 
 __all__ = ["Telemetry", "observe"]
 
@@ -101,7 +102,8 @@ class Telemetry:
     """One observed agent session: the step facades, the summary and the exports.
 
     Use it through :func:`observe`, or construct it and call :meth:`shutdown` yourself. The steps
-    are attributes: ``discovery``, ``execution``, ``sdk``, ``filtering``, ``skills``, ``security``.
+    are attributes: ``discovery``, ``execution``, ``sdk``, ``filtering``, ``skills``, ``security``;
+    each is built, and its code loaded, the first time it is used (see :meth:`__getattr__`).
     """
 
     discovery: DiscoveryStep
@@ -171,7 +173,7 @@ class Telemetry:
 
         meter = tracer = None
         if self.enabled:
-            specs = [spec for step in ALL_STEPS for spec in step.SPECS] + [DROPPED_SPEC]
+            specs = [spec for specs in STEP_INSTRUMENTS.values() for spec in specs] + [DROPPED_SPEC]
             self._reader = InMemoryMetricReader()
             mp_kwargs: dict[str, Any] = {}
             if not config.exemplars:
@@ -201,12 +203,9 @@ class Telemetry:
                     unit=REDACTIONS_SPEC.unit,
                     description=REDACTIONS_SPEC.description,
                 )
-        self.discovery = DiscoveryStep(self._session)
-        self.execution = ExecutionStep(self._session)
-        self.sdk = SdkStep(self._session)
-        self.filtering = FilteringStep(self._session)
-        self.skills = SkillsStep(self._session)
-        self.security = SecurityStep(self._session)
+        self._steps_lock = threading.Lock()
+        for name in STEP_CLASSES:  # a forked child builds its own steps on first use
+            self.__dict__.pop(name, None)
 
         if self.enabled:
             try:
@@ -443,9 +442,15 @@ class Telemetry:
 
     def metrics_data(self) -> MetricsData | None:
         """A cumulative snapshot of every metric, with the derived series appended."""
+        from .derived import with_derived
+
         return with_derived(self._collect(), self.config.namespace, self.config.bytes_per_token)
 
     def _points(self) -> _summary.Points:
+        # The summaries' code loads with the first summary (at the session's end when it writes
+        # the history): a process that never asks for one does not load it.
+        from . import summary as _summary
+
         return _summary.Points(self._collect(), self.config.namespace)
 
     def _scrubbed(self, record: Any) -> Any:
@@ -453,25 +458,39 @@ class Telemetry:
         return self._scrubber.record(record) if self._scrubber is not None else record
 
     def get_discovery_metrics(self) -> DiscoveryMetrics:
+        from . import summary as _summary
+
         return self._scrubbed(_summary.discovery(self._points(), self._session))
 
     def get_execution_metrics(self) -> ExecutionMetrics:
+        from . import summary as _summary
+
         return self._scrubbed(_summary.execution(self._points(), self._session))
 
     def get_sdk_metrics(self) -> SdkMetrics:
+        from . import summary as _summary
+
         return self._scrubbed(_summary.sdk(self._points(), self._session))
 
     def get_filtering_metrics(self) -> FilteringMetrics:
+        from . import summary as _summary
+
         return self._scrubbed(_summary.filtering(self._points(), self._session, self.config.bytes_per_token))
 
     def get_skill_metrics(self) -> SkillMetrics:
+        from . import summary as _summary
+
         return self._scrubbed(_summary.skills(self._points(), self._session))
 
     def get_security_metrics(self) -> SecurityMetrics:
+        from . import summary as _summary
+
         return self._scrubbed(_summary.security(self._points(), self._session))
 
     def summary(self) -> dict[str, Any]:
         """The design's JSON summary of this session so far, as a JSON-ready dict."""
+        from . import summary as _summary
+
         end = self.end_time_ns if self.end_time_ns is not None else self.config.clock()
         return _summary.summary_json(
             self._points(),
@@ -556,8 +575,24 @@ class Telemetry:
         dropper = self._session.after_close
         return dropper.dropped if dropper is not None else DroppedAfterClose(0, 0)
 
+    def __getattr__(self, name: str) -> Any:
+        """Build a step the first time the session is asked for it; later lookups find it set.
+
+        A process loads and sets up only the steps its agent uses (their instruments' views exist
+        from the start, see :mod:`~mcp_exec_telemetry.views`). A step first used after the session
+        ended drops and counts its records, like the others.
+        """
+        if name not in STEP_CLASSES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        with self._steps_lock:
+            step = self.__dict__.get(name)
+            if step is None:
+                step = self.__dict__[name] = step_class(name)(self._session)
+        return step
+
     def _steps(self) -> list[Any]:
-        return [self.discovery, self.execution, self.sdk, self.filtering, self.skills, self.security]
+        """The steps built so far."""
+        return [step for name in STEP_CLASSES if (step := self.__dict__.get(name)) is not None]
 
     def shutdown(self) -> None:
         """End the session: close its span, flush and stop every exporter. Never raises, never hangs.
@@ -607,7 +642,8 @@ class Telemetry:
             except Exception as exc:  # pragma: no cover
                 session.guard.contain(exc, "session end")
         try:
-            session.close(self._steps())  # from here on, records are dropped and counted
+            with self._steps_lock:  # a step built from now on sees the session closed
+                session.close(self._steps())  # from here on, records are dropped and counted
         except Exception as exc:  # pragma: no cover
             session.guard.contain(exc, "session end")
         try:
@@ -626,6 +662,8 @@ class Telemetry:
 
     def _recorded_anything(self) -> bool:
         """Whether any of this session's instruments holds a measurement."""
+        from . import summary as _summary
+
         for points in _summary.Points(self._final_data, self.config.namespace).by_name.values():
             for p in points:
                 if getattr(p, "count", None) or getattr(p, "value", None):

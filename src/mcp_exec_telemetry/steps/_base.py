@@ -31,13 +31,12 @@ from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
 from .._buffer import buffer_for
 from .._session import restore_context
-from ..views import InstrumentSpec
+from ..views import ERROR_TYPE, InstrumentSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._session import Session
 
 _perf_ns = time.perf_counter_ns
-ERROR_TYPE = "error.type"
 ERROR, CANCELLED, ABANDONED = "error", "cancelled", "abandoned"
 CANCELLATIONS = frozenset(("CancelledError", "GeneratorExit", "Cancelled"))
 """``error.type`` values that mean the block was cancelled, not failed (asyncio and concurrent.futures
@@ -93,9 +92,10 @@ def outcome_attributes(key: str, what: tuple[Any, str, str | None]) -> dict[str,
 class Step:
     """A step of the design: owns its instruments and opens one span per operation.
 
-    A step declares its instruments as ``InstrumentSpec`` constants listed in ``SPECS`` (read by
-    the views), annotates each as a typed attribute, and creates them in :meth:`_create_instruments`
-    through :meth:`_histogram` and :meth:`_counter`. Instruments exist only when the session is enabled.
+    A step's ``SPECS`` is its block of the instrument table in :mod:`~mcp_exec_telemetry.views`
+    (which the views are built from); the step annotates each instrument as a typed attribute and
+    creates them in :meth:`_create_instruments` through :meth:`_histogram` and :meth:`_counter`.
+    Instruments exist only when the session is enabled.
     """
 
     name: ClassVar[str] = ""
@@ -107,8 +107,9 @@ class Step:
         self._buf: Any = None
         if self._on:
             self._create_instruments()
-            # Metric records go through the session's per-thread buffer (see _buffer.py).
-            self._buf = buffer_for(session)
+            # Metric records go through the session's per-thread buffer (see _buffer.py); a step
+            # first used after the session ended drops and counts them like the others.
+            self._buf = session.after_close or buffer_for(session)
 
     def _create_instruments(self) -> None:
         """Create the step's instruments (enabled sessions only): one ``self._<measure> = ...`` per spec."""

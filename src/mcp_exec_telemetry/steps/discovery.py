@@ -18,17 +18,13 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.metrics import Counter, Histogram
 
 from ..records import DetailLevel, QueryRecord, utc
-from ..views import DURATION_BUCKETS_S, InstrumentSpec
+from ..views import DISCOVERY, DISCOVERY_CACHE_HITS, DISCOVERY_CONTINUED_QUERIES, DISCOVERY_DURATION
 from ._base import ERROR_TYPE, NOOP, AttributeSets, NoopOperation, Operation, Step, error_outcome, outcome_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._session import Session
 
 _LEVELS = {level.value: level.value for level in DetailLevel}
-
-DURATION = InstrumentSpec("discovery", "duration", "histogram", "s", "Time to answer a tool discovery query; its count per outcome is the query count", ("detail_level", "outcome", ERROR_TYPE), DURATION_BUCKETS_S)
-CONTINUED_QUERIES = InstrumentSpec("discovery", "continued_queries", "counter", "{query}", "Queries after which the agent searched again before any other step", ("outcome",))
-CACHE_HITS = InstrumentSpec("discovery", "cache_hits", "counter", "{query}", "Discovery queries answered from a cache", ("detail_level",))
 
 
 class SearchOperation(Operation):
@@ -72,7 +68,7 @@ class DiscoveryStep(Step):
     """Tool discovery queries: ``with tel.discovery.search("files") as q: q.set_results(3)``."""
 
     name = "discovery"
-    SPECS = (DURATION, CONTINUED_QUERIES, CACHE_HITS)
+    SPECS = DISCOVERY
     _duration: Histogram
     _continued_queries: Counter
     _cache_hits: Counter
@@ -87,9 +83,9 @@ class DiscoveryStep(Step):
         """The attributes of ``cache_hits``: the query's ``detail_level`` alone."""
 
     def _create_instruments(self) -> None:
-        self._duration = self._histogram(DURATION)
-        self._continued_queries = self._counter(CONTINUED_QUERIES)
-        self._cache_hits = self._counter(CACHE_HITS)
+        self._duration = self._histogram(DISCOVERY_DURATION)
+        self._continued_queries = self._counter(DISCOVERY_CONTINUED_QUERIES)
+        self._cache_hits = self._counter(DISCOVERY_CACHE_HITS)
 
     def search(self, keyword: str, detail_level: DetailLevel | str = DetailLevel.NAME_AND_DESCRIPTION) -> SearchOperation | NoopOperation:
         """Time one discovery query; the keyword goes on the span only, never on a metric."""

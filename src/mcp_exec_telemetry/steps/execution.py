@@ -15,7 +15,7 @@ from opentelemetry.metrics import Histogram
 from opentelemetry.trace import Status, StatusCode
 
 from ..records import ExecutionRecord, utc
-from ..views import EXECUTION_BUCKETS_S, MEMORY_BUCKETS_MIB, SIZE_BUCKETS_BY, InstrumentSpec
+from ..views import EXECUTION, EXECUTION_DURATION, EXECUTION_MEMORY, EXECUTION_OVERHEAD, EXECUTION_RESULT_SIZE
 from ._base import ERROR_TYPE, NOOP, AttributeSets, NoopOperation, Operation, Step, error_outcome, outcome_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,11 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SUCCESS, FAILURE, TIMEOUT, ERROR = "success", "failure", "timeout", "error"
 OUTCOMES = frozenset((SUCCESS, FAILURE, TIMEOUT, ERROR))
-
-DURATION = InstrumentSpec("execution", "duration", "histogram", "s", "Duration of code executions; its count per outcome is the execution count", ("language", "outcome", ERROR_TYPE), EXECUTION_BUCKETS_S)
-MEMORY = InstrumentSpec("execution", "memory", "histogram", "MiBy", "Peak resident memory of executed code", ("language",), MEMORY_BUCKETS_MIB)
-RESULT_SIZE = InstrumentSpec("execution", "result_size", "histogram", "By", "Size of execution results returned to the agent", ("language",), SIZE_BUCKETS_BY)
-OVERHEAD = InstrumentSpec("execution", "overhead", "histogram", "s", "Time the code executor spent around each execution (sandbox, pipes, IPC socket, work folder)", ("language",), EXECUTION_BUCKETS_S)
 
 
 class RunOperation(Operation):
@@ -109,7 +104,7 @@ class ExecutionStep(Step):
     """Code executions: ``with tel.execution.run("python3") as ex: ex.set_result(0)``."""
 
     name = "execution"
-    SPECS = (DURATION, MEMORY, RESULT_SIZE, OVERHEAD)
+    SPECS = EXECUTION
     _duration: Histogram
     _memory: Histogram
     _result_size: Histogram
@@ -123,10 +118,10 @@ class ExecutionStep(Step):
         """The attributes of memory, result size and overhead: ``language`` alone."""
 
     def _create_instruments(self) -> None:
-        self._duration = self._histogram(DURATION)
-        self._memory = self._histogram(MEMORY)
-        self._result_size = self._histogram(RESULT_SIZE)
-        self._overhead = self._histogram(OVERHEAD)
+        self._duration = self._histogram(EXECUTION_DURATION)
+        self._memory = self._histogram(EXECUTION_MEMORY)
+        self._result_size = self._histogram(EXECUTION_RESULT_SIZE)
+        self._overhead = self._histogram(EXECUTION_OVERHEAD)
 
     def run(self, language: str) -> RunOperation | NoopOperation:
         """Time one execution of code in ``language`` (``python3``, ``javascript`` ...)."""

@@ -12,15 +12,11 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.metrics import Counter, Histogram
 
 from ..records import FilteringRecord, utc
-from ..views import DURATION_BUCKETS_S, InstrumentSpec
+from ..views import FILTERING, FILTERING_DURATION, FILTERING_INPUT_SIZE, FILTERING_OUTPUT_SIZE
 from ._base import ERROR_TYPE, NOOP, AttributeSets, NoopOperation, Operation, Step, error_outcome, outcome_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._session import Session
-
-DURATION = InstrumentSpec("filtering", "duration", "histogram", "s", "Duration of filtering operations; its count is the operation count", ("operation", "outcome", ERROR_TYPE), DURATION_BUCKETS_S)
-INPUT_SIZE = InstrumentSpec("filtering", "input_size", "counter", "By", "Bytes that entered filtering operations", ("operation",))
-OUTPUT_SIZE = InstrumentSpec("filtering", "output_size", "counter", "By", "Bytes that filtering operations handed on", ("operation",))
 
 
 class FilterOperation(Operation):
@@ -60,7 +56,7 @@ class FilteringStep(Step):
     """Filtering operations: ``with tel.filtering.operation("filter", 52_000) as f: f.set_output(1_200)``."""
 
     name = "filtering"
-    SPECS = (DURATION, INPUT_SIZE, OUTPUT_SIZE)
+    SPECS = FILTERING
     _duration: Histogram
     _input_size: Counter
     _output_size: Counter
@@ -73,9 +69,9 @@ class FilteringStep(Step):
         """The attributes of the byte counters: the ``operation`` kind alone."""
 
     def _create_instruments(self) -> None:
-        self._duration = self._histogram(DURATION)
-        self._input_size = self._counter(INPUT_SIZE)
-        self._output_size = self._counter(OUTPUT_SIZE)
+        self._duration = self._histogram(FILTERING_DURATION)
+        self._input_size = self._counter(FILTERING_INPUT_SIZE)
+        self._output_size = self._counter(FILTERING_OUTPUT_SIZE)
 
     def operation(self, kind: str, input_bytes: int) -> FilterOperation | NoopOperation:
         """Time one filtering operation of ``kind`` over ``input_bytes`` bytes."""

@@ -12,15 +12,11 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.metrics import Counter, Histogram
 
 from ..records import SdkGenerationRecord, utc
-from ..views import DURATION_BUCKETS_S, InstrumentSpec
+from ..views import SDK, SDK_DURATION, SDK_IPC_HANDLER_SIZE, SDK_TOOLS_INCLUDED
 from ._base import ERROR_TYPE, NOOP, AttributeSets, NoopOperation, Operation, Step, error_outcome, outcome_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._session import Session
-
-DURATION = InstrumentSpec("sdk", "duration", "histogram", "s", "Time to generate the tool SDK; its count is the generation count", ("cache_hit", "outcome", ERROR_TYPE), DURATION_BUCKETS_S)
-TOOLS_INCLUDED = InstrumentSpec("sdk", "tools_included", "counter", "{tool}", "Tools included in generated SDKs")
-IPC_HANDLER_SIZE = InstrumentSpec("sdk", "ipc_handler_size", "counter", "By", "Bytes of generated IPC handlers")
 
 
 class GenerateOperation(Operation):
@@ -61,7 +57,7 @@ class SdkStep(Step):
     """SDK generations: ``with tel.sdk.generate(tools_included=12) as g: g.set_result(4096)``."""
 
     name = "sdk"
-    SPECS = (DURATION, TOOLS_INCLUDED, IPC_HANDLER_SIZE)
+    SPECS = SDK
     _duration: Histogram
     _tools_included: Counter
     _ipc_handler_size: Counter
@@ -72,9 +68,9 @@ class SdkStep(Step):
         """The duration histogram's attributes: ``cache_hit``, ``outcome`` and ``error.type`` when set."""
 
     def _create_instruments(self) -> None:
-        self._duration = self._histogram(DURATION)
-        self._tools_included = self._counter(TOOLS_INCLUDED)
-        self._ipc_handler_size = self._counter(IPC_HANDLER_SIZE)
+        self._duration = self._histogram(SDK_DURATION)
+        self._tools_included = self._counter(SDK_TOOLS_INCLUDED)
+        self._ipc_handler_size = self._counter(SDK_IPC_HANDLER_SIZE)
 
     def generate(self, tools_included: int) -> GenerateOperation | NoopOperation:
         """Time one SDK generation covering ``tools_included`` tools."""

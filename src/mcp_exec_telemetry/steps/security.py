@@ -14,23 +14,18 @@ from opentelemetry.metrics import Counter
 
 from ..audit import emit_audit_event
 from ..records import AuditEvent, utc
-from ..views import InstrumentSpec
+from ..views import SECURITY, SECURITY_AUDIT_EVENTS, SECURITY_DETECTIONS, SECURITY_TOKENIZED, SECURITY_TOKENS_CREATED
 from ._base import AttributeSets, Step
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._session import Session
-
-DETECTIONS = InstrumentSpec("pii", "detections", "counter", "{detection}", "PII values detected, by pattern type", ("pattern",))
-TOKENS_CREATED = InstrumentSpec("security", "tokens_created", "counter", "{token}", "Tokens that replaced PII values")
-TOKENIZED = InstrumentSpec("security", "tokenized", "counter", "{detection}", "Detected PII values replaced by a token before the model saw them", ("pattern",))
-AUDIT_EVENTS = InstrumentSpec("security", "audit_events", "counter", "{event}", "Security audit events", ("event_type", "severity"))
 
 
 class SecurityStep(Step):
     """PII detections, tokens and audit events: ``tel.security.pii_detected("email", 2)``."""
 
     name = "security"
-    SPECS = (DETECTIONS, TOKENS_CREATED, TOKENIZED, AUDIT_EVENTS)
+    SPECS = SECURITY
     _detections: Counter
     _tokens_created: Counter
     _tokenized: Counter
@@ -44,10 +39,10 @@ class SecurityStep(Step):
         """The attributes of ``audit_events``: the event's ``event_type`` and ``severity``."""
 
     def _create_instruments(self) -> None:
-        self._detections = self._counter(DETECTIONS)
-        self._tokens_created = self._counter(TOKENS_CREATED)
-        self._tokenized = self._counter(TOKENIZED)
-        self._audit_events = self._counter(AUDIT_EVENTS)
+        self._detections = self._counter(SECURITY_DETECTIONS)
+        self._tokens_created = self._counter(SECURITY_TOKENS_CREATED)
+        self._tokenized = self._counter(SECURITY_TOKENIZED)
+        self._audit_events = self._counter(SECURITY_AUDIT_EVENTS)
 
     def pii_detected(self, pattern_type: str, count: int = 1) -> None:
         """Count ``count`` PII values of ``pattern_type`` (``email``, ``ssn``, ``credit_card`` ...)."""

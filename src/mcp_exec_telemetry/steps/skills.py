@@ -13,15 +13,8 @@ from opentelemetry.metrics import Counter, Histogram
 
 from .._session import MAX_TRACKED_SKILLS, Session, SkillInfo
 from ..records import SkillUsageRecord, utc
-from ..views import EXECUTION_BUCKETS_S, InstrumentSpec
+from ..views import OVERFLOW, SKILL_NAME, SKILLS, SKILLS_CREATED, SKILLS_DELETED, SKILLS_DURATION
 from ._base import ERROR_TYPE, NOOP, AttributeSets, NoopOperation, Operation, Step, error_outcome, outcome_attributes
-
-SKILL_NAME = "skill.name"
-OVERFLOW = "otel.metric.overflow"
-
-DURATION = InstrumentSpec("skills", "duration", "histogram", "s", "Duration of skill runs; its count per skill and outcome is the run count", (SKILL_NAME, "outcome", ERROR_TYPE, OVERFLOW), EXECUTION_BUCKETS_S, open_attributes=True)
-CREATED = InstrumentSpec("skills", "created", "counter", "{skill}", "Skills saved", ("language",))
-DELETED = InstrumentSpec("skills", "deleted", "counter", "{skill}", "Skills deleted")
 
 
 class SkillRunOperation(Operation):
@@ -58,7 +51,7 @@ class SkillsStep(Step):
     """Skill lifecycle: ``tel.skills.save(name, "python3")``, ``with tel.skills.run(name): ...``."""
 
     name = "skills"
-    SPECS = (DURATION, CREATED, DELETED)
+    SPECS = SKILLS
     _duration: Histogram
     _created: Counter
     _deleted: Counter
@@ -76,9 +69,9 @@ class SkillsStep(Step):
         """The attributes of ``created``: the saved skill's ``language`` alone."""
 
     def _create_instruments(self) -> None:
-        self._duration = self._histogram(DURATION)
-        self._created = self._counter(CREATED)
-        self._deleted = self._counter(DELETED)
+        self._duration = self._histogram(SKILLS_DURATION)
+        self._created = self._counter(SKILLS_CREATED)
+        self._deleted = self._counter(SKILLS_DELETED)
 
     def run(self, name: str) -> SkillRunOperation | NoopOperation:
         """Time one run of the saved skill ``name``."""
