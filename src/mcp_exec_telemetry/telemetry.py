@@ -34,6 +34,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import INVALID_SPAN, Span
 
+from . import _atfork  # noqa: F401  (registers the at-fork hook)
 from ._session import DroppedAfterClose, Session, propagate_context_to_thread_pools, restore_context
 from ._version import __version__
 from .config import TelemetryConfig, batch_span_options_from_env, grpc_compression_from_env, span_limits_from_env
@@ -822,15 +823,12 @@ def _close_at_worker_exit(tel: Telemetry) -> None:
 
 
 def _reset_sessions_in_child() -> None:
+    """Called in a forked child by the hook in :mod:`._atfork`."""
     for tel in list(_LIVE):
         try:
             tel._after_fork_in_child()
         except Exception as exc:  # a forked child must keep running even if telemetry cannot
             _logger.warning("mcp-exec-telemetry could not reset a session after fork: %r", exc)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_sessions_in_child)
 
 
 def observe(**options: Any) -> Telemetry:
