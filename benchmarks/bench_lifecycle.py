@@ -339,6 +339,7 @@ def report(results: dict[str, Any], elapsed_s: float, quick: bool) -> str:
         "  patterns of rare paths compile at first use; the span exporter wrapper and OpenTelemetry's span export",
         "  module load only in a session that exports spans; `concurrent.futures.thread` loads when the first",
         "  session wraps the thread pools' `submit`.",
+        "",
         "What is left is our modules' own code (the detector's rule table is the largest) and freeing it at exit.",
         "The one-task process adds the session itself; the OpenTelemetry SDK's `MeterProvider` registers an",
         "at-fork hook of its own that keeps the SDK alive until the interpreter's last step, as it would in any",
