@@ -86,12 +86,11 @@ ROUNDS = 3
 def test_record_latency_p99_with_the_collector_down_stays_within_2x_of_healthy(protocol):
     """Refused, hanging and 503 collectors vs a healthy one: record p99 within 2x, never blocked."""
     conditions = ["healthy", *FAULTS]
-    p99: dict[str, list[float]] = {c: [] for c in conditions}
-    p50: dict[str, list[float]] = {c: [] for c in conditions}
+    pooled: dict[str, list[int]] = {c: [] for c in conditions}
     worst: dict[str, float] = {c: 0.0 for c in conditions}
     queue_peak = 0
     with OtlpReceiver() as rx:
-        for _ in range(ROUNDS):  # interleaved rounds, best round per condition: same noise for all
+        for _ in range(ROUNDS):  # interleaved rounds, pooled per condition: the same noise for all
             for cond in conditions:
                 _set_mode(rx, cond)
                 before = rx.stats()
@@ -114,16 +113,18 @@ def test_record_latency_p99_with_the_collector_down_stays_within_2x_of_healthy(p
                     assert after.get("hung", 0) > before.get("hung", 0), "the hanging receiver was never reached"
                 if cond == "unavailable":
                     assert after.get("rejected", 0) > before.get("rejected", 0), "no export was answered 503"
-                p99[cond].append(_pct(lat, 0.99))
-                p50[cond].append(_pct(lat, 0.50))
+                pooled[cond] += lat
                 worst[cond] = max(worst[cond], max(lat) / 1000.0)
             rx.mode = "ok"  # release hung handlers before the next round
-    best = {c: min(v) for c, v in p99.items()}
-    print(f"\n[{protocol}] record latency over {OPS} ops, best of {ROUNDS} rounds (us): "
-          + "; ".join(f"{c}: p50 {min(p50[c]):.1f} p99 {best[c]:.1f} max {worst[c]:.0f}" for c in conditions)
+    # The p99 of all rounds' records together: a round's own p99 hangs on whether the exporter
+    # thread's work (which takes the GIL) happened to fall on the round's records, and the best
+    # round of one condition against the best of another compared two lucky draws.
+    p99 = {c: _pct(v, 0.99) for c, v in pooled.items()}
+    print(f"\n[{protocol}] record latency over {ROUNDS} x {OPS} ops (us): "
+          + "; ".join(f"{c}: p50 {_pct(pooled[c], 0.50):.1f} p99 {p99[c]:.1f} max {worst[c]:.0f}" for c in conditions)
           + f"; span queue peak {queue_peak}")
     for cond in FAULTS:
-        assert best[cond] <= P99_FACTOR * best["healthy"], (cond, best)
+        assert p99[cond] <= P99_FACTOR * p99["healthy"], (cond, p99)
         # Never waited on the network: no single record waited as long as an export may take (500 ms).
         # (Stalls of 5-50 ms are the interpreter's GIL switch interval with exporter threads running.)
         assert worst[cond] < 500_000, (cond, worst)
