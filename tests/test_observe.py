@@ -211,6 +211,7 @@ def test_every_declared_instrument_is_created_by_its_step_with_its_declared_name
 def test_a_step_is_built_once_when_first_used_even_by_threads_racing_for_it():
     with observe(history=False) as tel:
         assert "execution" not in vars(tel)
+        assert {"discovery", "execution", "sdk", "filtering", "skills", "security"} <= set(dir(tel))
         barrier = threading.Barrier(8)
         seen: list[object] = []
 

@@ -591,6 +591,9 @@ class Telemetry:
                 step = self.__dict__[name] = step_class(name)(self._session)
         return step
 
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(STEP_CLASSES))  # the steps, built or not
+
     def _steps(self) -> list[Any]:
         """The steps built so far."""
         return [step for name in STEP_CLASSES if (step := self.__dict__.get(name)) is not None]
