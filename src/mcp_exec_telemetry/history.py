@@ -48,6 +48,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 
+from . import _atfork  # noqa: F401  (registers the at-fork hook, which resets this module's counters)
+
 __all__ = [
     "DB_FILE",
     "DEFAULT_ROOT",
@@ -342,15 +344,13 @@ def _count_connection(delta: int) -> None:
 
 
 def _after_fork_in_child() -> None:
+    """Called in a forked child by the hook in :mod:`._atfork`."""
     global _open_connections, _open_connections_lock, _sqlite_unsafe_here
     _open_connections_lock = threading.Lock()  # the parent may have held it
     if _open_connections:
         _sqlite_unsafe_here = True
     _open_connections = 0
 
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _CountedConnection(sqlite3.Connection):
