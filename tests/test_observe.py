@@ -233,6 +233,40 @@ def test_a_step_is_built_once_when_first_used_even_by_threads_racing_for_it():
             tel.executon  # a typo is still an AttributeError, not a step
 
 
+def test_the_session_ends_without_waiting_for_a_step_being_built_and_that_step_drops_its_records(monkeypatch):
+    """A SIGTERM's shutdown runs on a thread of its own while the agent's thread may be building a
+    step: the end must not wait for it, and the step, once built, must not record into closed providers."""
+    from mcp_exec_telemetry import steps as steps_package
+    from mcp_exec_telemetry import telemetry as telemetry_module
+
+    building, release = threading.Event(), threading.Event()
+    real = steps_package.step_class("execution")
+
+    class SlowToBuild(real):  # type: ignore[misc, valid-type]
+        def __init__(self, session):
+            building.set()
+            release.wait(10)
+            super().__init__(session)
+
+    monkeypatch.setattr(telemetry_module, "step_class", lambda name: SlowToBuild if name == "execution" else steps_package.step_class(name))
+    tel = observe(history=False)
+    tel.__enter__()
+    got: list[object] = []
+    builder = threading.Thread(target=lambda: got.append(tel.execution))
+    builder.start()
+    assert building.wait(5)
+    ender = threading.Thread(target=tel.shutdown)
+    ender.start()
+    ender.join(5)
+    assert not ender.is_alive()  # ended while the step was still being built
+    release.set()
+    builder.join(5)
+    with got[0].run("python3") as ex:
+        ex.set_result(0)
+    assert tel.dropped_after_close == (1, 1)  # the span and the duration, counted, not recorded
+    assert tel.get_execution_metrics().total_executions == 0
+
+
 def test_a_step_first_used_after_the_session_ended_drops_and_counts_its_records():
     tel = observe(history=False)
     with tel:

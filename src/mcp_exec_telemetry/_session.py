@@ -216,14 +216,24 @@ class Session:
             names.append(op.SPAN_NAME)
         return names
 
-    def close(self, steps: list[Any]) -> None:
-        """From now on, drop and count what the host records (see :class:`AfterClose`)."""
+    def close(self, built_steps: Callable[[], list[Any]]) -> None:
+        """From now on, drop and count what the host records (see :class:`AfterClose`).
+
+        ``built_steps`` is asked for the steps only once the session is marked closed, so a step
+        built meanwhile on another thread is either among them or sees the mark (see
+        :meth:`drop_records_of`): no lock is held, and the session's end never waits for a step.
+        """
         dropper = AfterClose()
         self.after_close = dropper
         self.tracer = dropper
-        for step in steps:
-            if getattr(step, "_buf", None) is not None:
-                step._buf = dropper
+        for step in built_steps():
+            self.drop_records_of(step)
+
+    def drop_records_of(self, step: Any) -> None:
+        """Once the session is closed, send ``step``'s measurements to the dropper that counts them."""
+        dropper = self.after_close
+        if dropper is not None and getattr(step, "_buf", None) is not None:
+            step._buf = dropper
 
 
 _POOLS_LOCK = threading.Lock()

@@ -204,7 +204,7 @@ class Telemetry:
                     unit=REDACTIONS_SPEC.unit,
                     description=REDACTIONS_SPEC.description,
                 )
-        self._steps_lock = threading.Lock()
+        self._steps_lock = threading.RLock()
         for name in STEP_CLASSES:  # a forked child builds its own steps on first use
             self.__dict__.pop(name, None)
 
@@ -585,10 +585,13 @@ class Telemetry:
         """
         if name not in STEP_CLASSES:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        with self._steps_lock:
+        with self._steps_lock:  # reentrant: a signal handler on this thread may ask for a step too
             step = self.__dict__.get(name)
             if step is None:
                 step = self.__dict__[name] = step_class(name)(self._session)
+                # The session may have ended on another thread while the step was built, after
+                # reading the steps built so far (Session.close): then this one drops its records too.
+                self._session.drop_records_of(step)
         return step
 
     def __dir__(self) -> list[str]:
@@ -646,8 +649,7 @@ class Telemetry:
             except Exception as exc:  # pragma: no cover
                 session.guard.contain(exc, "session end")
         try:
-            with self._steps_lock:  # a step built from now on sees the session closed
-                session.close(self._steps())  # from here on, records are dropped and counted
+            session.close(self._steps)  # from here on, records are dropped and counted
         except Exception as exc:  # pragma: no cover
             session.guard.contain(exc, "session end")
         try:
